@@ -1,0 +1,335 @@
+// Package caddymodule is the Caddy glue of caddy-cognito: the
+// http.handlers.cognito_auth handler and its Caddyfile directive, the key
+// source guest modules (http.handlers.cognito_auth.jwks.*), placeholders,
+// metrics, and the keyrings shared across routes and config reloads. The
+// decisions themselves are made by package authz.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-cognito/caddy-cognito/authz"
+	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
+	"github.com/caddy-cognito/caddy-cognito/config"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler authorizes requests bearing Amazon Cognito tokens (or any RS256
+// JWTs) with the checks and answers of the Amazon API Gateway HTTP API JWT
+// authorizer, and forwards the verified claims to the next handlers as
+// request headers.
+//
+// Answers: no token → 401 with `WWW-Authenticate: Bearer` and
+// `{"message":"Unauthorized"}`; an invalid token → 401 with
+// `WWW-Authenticate: Bearer error="invalid_token", error_description="…"`;
+// a valid token without a required scope or group → 403 with
+// `error="insufficient_scope"` and `{"message":"Forbidden"}`; no keys loaded
+// yet → 503 with Retry-After. When the server has `handle_errors` routes,
+// the handler returns the error to them instead of writing the body, with
+// the WWW-Authenticate header already set and these placeholders:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{http.auth.cognito.error}` | missing, invalid_token, insufficient_scope or unavailable
+// `{http.auth.cognito.error_description}` | the public description
+// `{http.auth.cognito.reason}` | a stable reason, e.g. expired, audience, scope
+//
+// On success it sets:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{http.auth.user.id}` | the "sub" claim, as Caddy's own authentication sets it
+// `{http.auth.user.username}` | "username" or "cognito:username"
+// `{http.auth.user.client_id}` | "client_id", else "aud"
+// `{http.auth.user.token_use}` | "token_use"
+// `{http.auth.user.claims.*}` | any claim, e.g. `{http.auth.user.claims.email}`, rendered like the headers
+//
+// Inbound headers that could pose as identity — every X-Cognito-* and every
+// configured claim header, in any case and with '_' for '-' — are removed
+// from every request before anything else happens, token or not.
+type Handler struct {
+	config.Authorizer
+
+	// Where the verification keys come from: a module in the
+	// http.handlers.cognito_auth.jwks namespace. Default: the url source
+	// with <issuer>/.well-known/jwks.json.
+	JWKSRaw json.RawMessage `json:"jwks,omitempty" caddy:"namespace=http.handlers.cognito_auth.jwks inline_key=source"`
+
+	// How long provisioning waits for the first key set. If it does not
+	// arrive in time, Caddy starts anyway, answers 503 and keeps trying in
+	// the background. Default 5s.
+	StartupWait caddy.Duration `json:"startup_wait,omitempty"`
+
+	// Verified tokens cached per key source. Default 20000; the first
+	// handler of a source sets it.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	authz   *authz.Authorizer
+	keys    *sharedKeys
+	poolKey string
+	rules   []config.HeaderRule
+	strip   map[string]bool // normalized configured claim header names
+	metrics *metrics
+	logger  *zap.Logger
+	denyLog *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.cognito_auth", New: func() caddy.Module { return new(Handler) }}
+}
+
+const defaultCacheSize = 20_000
+
+// Provision sets up the handler.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	// Denials can come in floods; sample them so an attack cannot drown
+	// the log (first 10 per second per message, then 1 in 100).
+	h.denyLog = h.logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, 10, 100)
+	}))
+
+	h.Authorizer.SetDefaults()
+	if err := h.Authorizer.Validate(); err != nil {
+		return fmt.Errorf("cognito_auth: %w", err)
+	}
+	issuer := h.Authorizer.IssuerURL()
+	if strings.HasPrefix(issuer, "http://") && !jwks.IsLoopbackURL(issuer) {
+		h.logger.Warn("issuer uses plain http", zap.String("issuer", issuer))
+	}
+	if h.StartupWait == 0 {
+		h.StartupWait = caddy.Duration(5 * time.Second)
+	}
+	if h.CacheSize == 0 {
+		h.CacheSize = defaultCacheSize
+	}
+
+	var ks KeySource = &URLSource{}
+	if h.JWKSRaw != nil {
+		mod, err := ctx.LoadModule(h, "JWKSRaw")
+		if err != nil {
+			return fmt.Errorf("cognito_auth: loading jwks source: %w", err)
+		}
+		var ok bool
+		if ks, ok = mod.(KeySource); !ok {
+			return fmt.Errorf("cognito_auth: module %T is not a key source", mod)
+		}
+	}
+	src, opts, err := ks.NewKeySource(SourceContext{Issuer: issuer, UserPool: h.UserPool, Logger: h.logger})
+	if err != nil {
+		return fmt.Errorf("cognito_auth: jwks: %w", err)
+	}
+	opts.Logger = caddy.Log().Named("http.handlers.cognito_auth.jwks")
+	h.poolKey = poolKey(src, opts)
+	if h.keys, err = acquireKeys(h.poolKey, src, opts, h.CacheSize); err != nil {
+		return fmt.Errorf("cognito_auth: starting keyring for %s: %w", src, err)
+	}
+	h.waitForKeys(ctx, src)
+
+	h.authz, err = authz.New(h.Authorizer, h.keys.ring, authz.WithCache(h.keys.cache))
+	if err != nil {
+		return fmt.Errorf("cognito_auth: %w", err)
+	}
+	h.rules = h.Authorizer.HeaderRules()
+	h.strip = map[string]bool{}
+	for _, r := range h.rules {
+		h.strip[config.NormalizeHeaderName(r.Header)] = true
+	}
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("cognito_auth: metrics: %w", err)
+	}
+	h.metrics.keyrings.add(h.keys.ring)
+	return nil
+}
+
+// waitForKeys gives the first fetch a moment, so a healthy start serves
+// from the first request; a failed one is logged and retried in the
+// background, never fatal: keys may come later, and until then the answer
+// is 503, not a crash loop.
+func (h *Handler) waitForKeys(ctx context.Context, src jwks.Source) {
+	t := time.NewTimer(time.Duration(h.StartupWait))
+	defer t.Stop()
+	select {
+	case <-h.keys.ring.Ready():
+		return
+	case <-h.keys.ring.Attempted():
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	if h.keys.ring.Snapshot() == nil {
+		st := h.keys.ring.Stats()
+		h.logger.Warn("no signing keys yet; answering 503 until they load (retrying in the background)",
+			zap.String("source", src.String()), zap.String("last_error", st.LastError))
+	}
+}
+
+// Validate is a no-op: the configuration is validated in Provision, where
+// the defaults it depends on are applied.
+func (h *Handler) Validate() error { return nil }
+
+// Cleanup releases the shared keyring.
+func (h *Handler) Cleanup() error {
+	if h.poolKey != "" {
+		_, err := keyrings.Delete(h.poolKey)
+		return err
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h.stripIdentityHeaders(r.Header)
+	if h.AllowPreflight && isPreflight(r) {
+		return next.ServeHTTP(w, r)
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	tok, xerr := authz.ExtractToken(r, *h.TokenSource)
+	var claims *authz.Claims
+	var err error
+	if xerr != nil {
+		err = xerr
+	} else {
+		claims, err = h.authz.Authorize(r.Context(), tok)
+	}
+	if err != nil {
+		return h.deny(w, r, repl, claims, authz.AsError(err))
+	}
+	h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "").Inc()
+
+	for _, rule := range h.rules {
+		for _, name := range rule.Claims {
+			if v, ok := claims.Get(name); ok {
+				if validHeaderValue(v) {
+					r.Header.Set(rule.Header, v)
+				}
+				break
+			}
+		}
+	}
+	if h.StripAuthorization {
+		if h.TokenSource.From == config.SourceHeader {
+			r.Header.Del(h.TokenSource.Name)
+		} else {
+			r.Header.Del("Authorization")
+		}
+	}
+	if repl != nil {
+		setIdentityPlaceholders(repl, claims)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// Placeholder prefix under which every claim is available.
+const claimPlaceholderPrefix = "http.auth.user.claims."
+
+func setIdentityPlaceholders(repl *caddy.Replacer, c *authz.Claims) {
+	repl.Set("http.auth.user.id", c.Subject)
+	repl.Set("http.auth.user.username", c.Username)
+	clientID, _ := c.Get("client_id")
+	if clientID == "" {
+		clientID, _ = c.Get("aud")
+	}
+	repl.Set("http.auth.user.client_id", clientID)
+	repl.Set("http.auth.user.token_use", c.TokenUse)
+	repl.Map(func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, claimPlaceholderPrefix)
+		if !ok {
+			return nil, false
+		}
+		v, ok := c.Get(name)
+		return v, ok
+	})
+}
+
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, c *authz.Claims, e *authz.Error) error {
+	h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "deny", e.Reason).Inc()
+	if ce := h.denyLog.Check(zapcore.InfoLevel, "request denied"); ce != nil {
+		fields := []zap.Field{
+			zap.Int("status", e.Kind.Status()),
+			zap.String("reason", e.Reason),
+			zap.String("remote_ip", r.RemoteAddr),
+			zap.String("method", r.Method),
+			zap.String("uri", r.URL.Path),
+		}
+		if e.Err != nil {
+			fields = append(fields, zap.String("detail", e.Err.Error()))
+		}
+		if c != nil {
+			fields = append(fields, zap.String("kid", c.KeyID), zap.String("iss", c.Issuer),
+				zap.String("client_id", c.ClientID), zap.String("sub", c.Subject))
+		}
+		ce.Write(fields...)
+	}
+
+	var scopes []string
+	if e.Reason == "scope" {
+		scopes = h.authz.Scopes()
+	}
+	w.Header().Set("WWW-Authenticate", e.Challenge(scopes))
+	if e.Kind == authz.KindUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	if repl != nil {
+		repl.Set("http.auth.cognito.error", e.Kind.String())
+		repl.Set("http.auth.cognito.error_description", e.Description)
+		repl.Set("http.auth.cognito.reason", e.Reason)
+	}
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+		return caddyhttp.Error(e.Kind.Status(), e)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(e.Kind.Status())
+	_, _ = w.Write([]byte(e.Body()))
+	return nil
+}
+
+// stripIdentityHeaders removes every inbound header a client could use to
+// pose as someone: X-Cognito-* and the configured claim headers, compared
+// case-insensitively and with '_' read as '-' (some backends fold them).
+func (h *Handler) stripIdentityHeaders(hdr http.Header) {
+	for name := range hdr {
+		n := config.NormalizeHeaderName(name)
+		if strings.HasPrefix(n, "x-cognito-") || h.strip[n] {
+			delete(hdr, name)
+		}
+	}
+}
+
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// validHeaderValue refuses control characters: a claim must not be able to
+// split or smuggle headers.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

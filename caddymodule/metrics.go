@@ -1,0 +1,109 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
+)
+
+// Metrics live in the registry of the Caddy context that provisioned the
+// handler (one per config load). Keyrings outlive configs, so their figures
+// are not pushed into collectors but pulled at scrape time by a collector
+// registered in each config's registry.
+
+// metrics are the collectors of one registry.
+type metrics struct {
+	decisions *prometheus.CounterVec
+	keyrings  *keyringCollector
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "cognito",
+		Name:      "decisions_total",
+		Help:      "Authorization decisions by result (allow, deny) and reason.",
+	}, []string{"issuer", "result", "reason"})
+	if err := reg.Register(decisions); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, err
+		}
+		decisions = are.ExistingCollector.(*prometheus.CounterVec)
+	}
+	kc := newKeyringCollector()
+	if err := reg.Register(kc); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, err
+		}
+		kc = are.ExistingCollector.(*keyringCollector)
+	}
+	return &metrics{decisions: decisions, keyrings: kc}, nil
+}
+
+type keyringCollector struct {
+	fetches, keys, lastSuccess *prometheus.Desc
+
+	mu    sync.Mutex
+	rings map[*jwks.Keyring]struct{}
+}
+
+func newKeyringCollector() *keyringCollector {
+	return &keyringCollector{
+		fetches: prometheus.NewDesc("caddy_cognito_jwks_fetches_total",
+			"Key set fetches by source and result (ok, not_modified, error).", []string{"source", "result"}, nil),
+		keys: prometheus.NewDesc("caddy_cognito_jwks_keys",
+			"Keys in service, by source.", []string{"source"}, nil),
+		lastSuccess: prometheus.NewDesc("caddy_cognito_jwks_last_success_timestamp_seconds",
+			"Unix time of the last successful fetch (including not-modified answers), by source.", []string{"source"}, nil),
+		rings: map[*jwks.Keyring]struct{}{},
+	}
+}
+
+func (c *keyringCollector) add(r *jwks.Keyring) {
+	c.mu.Lock()
+	c.rings[r] = struct{}{}
+	c.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (c *keyringCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.fetches
+	ch <- c.keys
+	ch <- c.lastSuccess
+}
+
+// Collect implements prometheus.Collector.
+func (c *keyringCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	rings := make([]*jwks.Keyring, 0, len(c.rings))
+	for r := range c.rings {
+		rings = append(rings, r)
+	}
+	c.mu.Unlock()
+	seen := map[string]bool{}
+	for _, r := range rings {
+		src := r.Source().String()
+		if seen[src] {
+			continue // same source with other timing: report once
+		}
+		seen[src] = true
+		st := r.Stats()
+		ch <- prometheus.MustNewConstMetric(c.fetches, prometheus.CounterValue, float64(st.FetchOK), src, "ok")
+		ch <- prometheus.MustNewConstMetric(c.fetches, prometheus.CounterValue, float64(st.FetchNotModified), src, "not_modified")
+		ch <- prometheus.MustNewConstMetric(c.fetches, prometheus.CounterValue, float64(st.FetchError), src, "error")
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(st.Keys), src)
+		var ts float64
+		if !st.LastSuccess.IsZero() {
+			ts = float64(st.LastSuccess.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(c.lastSuccess, prometheus.GaugeValue, ts, src)
+	}
+}

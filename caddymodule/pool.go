@@ -1,0 +1,47 @@
+package caddymodule
+
+import (
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-cognito/caddy-cognito/authz"
+	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
+)
+
+// keyrings holds one keyring (and its verified-token cache) per distinct key
+// source, shared by every handler that uses the source and kept across
+// config reloads: the new config takes a reference before the old one
+// releases its own, so a reload neither refetches keys nor drops the cache.
+// The keyring's goroutine ends when the last handler using it is cleaned up.
+var keyrings = caddy.NewUsagePool()
+
+// sharedKeys is the pooled value.
+type sharedKeys struct {
+	ring  *jwks.Keyring
+	cache *authz.Cache
+}
+
+// Destruct implements caddy.Destructor.
+func (s *sharedKeys) Destruct() error {
+	s.ring.Stop()
+	return nil
+}
+
+// poolKey identifies a keyring: the same source with the same timing.
+func poolKey(src jwks.Source, o jwks.Options) string {
+	return fmt.Sprintf("%T|%s|refresh=%s|cooldown=%s|timeout=%s", src, src.String(), o.Refresh, o.Cooldown, o.FetchTimeout)
+}
+
+// acquireKeys returns the shared keyring for src, starting it if it is new.
+func acquireKeys(key string, src jwks.Source, o jwks.Options, cacheSize int) (*sharedKeys, error) {
+	v, _, err := keyrings.LoadOrNew(key, func() (caddy.Destructor, error) {
+		ring := jwks.NewKeyring(src, o)
+		ring.Start()
+		return &sharedKeys{ring: ring, cache: authz.NewCache(cacheSize, o.Now)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*sharedKeys), nil
+}
