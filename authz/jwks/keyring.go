@@ -217,11 +217,11 @@ func (k *Keyring) startFetchLocked() *fetchCall {
 	k.inflight = c
 	go func() {
 		c.err = k.fetch()
-		k.attempt.Do(func() { close(k.attempted) })
 		k.mu.Lock()
 		k.inflight = nil
 		k.mu.Unlock()
 		close(c.done)
+		k.attempt.Do(func() { close(k.attempted) })
 	}()
 	return c
 }
