@@ -112,7 +112,7 @@ func (t *Timing) UnmarshalTimingOption(d *caddyfile.Dispenser) (bool, error) {
 }
 
 func unmarshalTimingBlock(d *caddyfile.Dispenser, t *Timing, source string) error {
-	for d.NextBlock(1) {
+	for d.NextBlock(0) {
 		ok, err := t.UnmarshalTimingOption(d)
 		if err != nil {
 			return err
