@@ -1,0 +1,7 @@
+//go:build unix && !linux
+
+package cognitolocal
+
+import "syscall"
+
+func setParentDeathSignal(*syscall.SysProcAttr) {}
