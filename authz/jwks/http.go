@@ -92,6 +92,10 @@ func IsLoopbackURL(rawURL string) bool {
 
 func (s *HTTPSource) String() string { return s.URL }
 
+// CloseIdleConnections releases kept-alive connections (and their
+// goroutines) when the keyring stops.
+func (s *HTTPSource) CloseIdleConnections() { s.Client.CloseIdleConnections() }
+
 // Fetch implements Source.
 func (s *HTTPSource) Fetch(ctx context.Context, prevVersion string) ([]byte, string, error) {
 	extra := http.Header{}
@@ -184,6 +188,9 @@ func NewDiscoverySource(issuer string, client *http.Client) (*DiscoverySource, e
 	}
 	return &DiscoverySource{Issuer: issuer, Client: client}, nil
 }
+
+// CloseIdleConnections releases kept-alive connections.
+func (s *DiscoverySource) CloseIdleConnections() { s.Client.CloseIdleConnections() }
 
 func (s *DiscoverySource) String() string {
 	return strings.TrimSuffix(s.Issuer, "/") + "/.well-known/openid-configuration"

@@ -184,12 +184,20 @@ func TestKeyringUnknownKIDCooldown(t *testing.T) {
 	if got := src.fetches.Load() - base; got != 1 {
 		t.Fatalf("%d fetches after a flood within the cooldown, want 1", got)
 	}
+	// The cooldown is never shortened by the jitter.
+	clk.Add(9999 * time.Millisecond)
+	_, _ = r.Key(ctx, "rnd-at-cooldown-edge")
+	if got := src.fetches.Load() - base; got != 1 {
+		t.Fatalf("%d fetches before the cooldown ended, want 1", got)
+	}
+	clk.Add(-9999 * time.Millisecond)
 	// Known kids are unaffected.
 	if _, err := r.Key(ctx, "k1"); err != nil {
 		t.Fatal(err)
 	}
-	// After the cooldown, one more fetch is allowed.
-	clk.Add(10 * time.Second)
+	// After the cooldown (stretched by at most the 10% jitter), one more
+	// fetch is allowed.
+	clk.Add(11 * time.Second)
 	_, _ = r.Key(ctx, "still-unknown")
 	_, _ = r.Key(ctx, "still-unknown-2")
 	if got := src.fetches.Load() - base; got != 2 {

@@ -26,7 +26,8 @@ type Options struct {
 	// Refresh is the period of the background refresh. Default 1h.
 	Refresh time.Duration
 	// Cooldown is the least time between two fetches caused by unknown key
-	// ids. Default 10s (aws-jwt-verify's penalty box).
+	// ids, stretched by up to Jitter. Default 10s (aws-jwt-verify's penalty
+	// box).
 	Cooldown time.Duration
 	// Jitter spreads refreshes and retries by up to this fraction, so a
 	// fleet started together does not fetch together. Default 0.1.
@@ -89,7 +90,7 @@ type Keyring struct {
 
 	mu           sync.Mutex
 	inflight     *fetchCall
-	lastOnDemand time.Time
+	nextOnDemand time.Time // no on-demand fetch before this
 	lastErr      string
 	lastSuccess  time.Time
 
@@ -130,10 +131,21 @@ func (k *Keyring) Start() {
 	go k.loop()
 }
 
-// Stop ends the background work and waits for it.
+// Stop ends the background work and waits for it. A source with idle
+// connections to close (an HTTP client) has them closed, so a stopped
+// keyring leaves no goroutines behind.
 func (k *Keyring) Stop() {
 	k.cancel()
 	<-k.done
+	k.mu.Lock()
+	c := k.inflight
+	k.mu.Unlock()
+	if c != nil {
+		<-c.done
+	}
+	if s, ok := k.src.(interface{ CloseIdleConnections() }); ok {
+		s.CloseIdleConnections()
+	}
 }
 
 // Ready is closed once a key set has been loaded.
@@ -167,11 +179,14 @@ func (k *Keyring) Key(ctx context.Context, kid string) (*Key, error) {
 	c := k.inflight
 	if c == nil {
 		now := k.opts.Now()
-		if !k.lastOnDemand.IsZero() && now.Sub(k.lastOnDemand) < k.opts.Cooldown {
+		if now.Before(k.nextOnDemand) {
 			k.mu.Unlock()
 			return nil, k.missErr()
 		}
-		k.lastOnDemand = now
+		// The cooldown is stretched by a random fraction (never shortened),
+		// so a fleet hit by the same flood of forged kids does not refetch
+		// in lockstep.
+		k.nextOnDemand = now.Add(k.opts.Cooldown + time.Duration(rand.Float64()*k.opts.Jitter*float64(k.opts.Cooldown)))
 		c = k.startFetchLocked()
 	}
 	k.mu.Unlock()

@@ -72,6 +72,10 @@ const (
 	maxKIDLen  = 256
 )
 
+// privateMembers are the JWK members of RSA private keys (RFC 7518 §6.3.2)
+// and of symmetric keys ("k").
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
 // ErrNoUsableKey reports a key set from which hygiene dropped every key.
 var ErrNoUsableKey = errors.New("jwks: no usable key in the key set")
 
@@ -133,13 +137,13 @@ func parseKey(raw json.RawMessage) (*Key, string) {
 		Kid *string  `json:"kid"`
 		Use string   `json:"use"`
 		Alg string   `json:"alg"`
-		D   *string  `json:"d"`
-		P   *string  `json:"p"`
-		Q   *string  `json:"q"`
-		Oth []any    `json:"oth"`
 		Ops []string `json:"key_ops"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, "malformed JWK: " + err.Error()
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
 		return nil, "malformed JWK: " + err.Error()
 	}
 	if probe.Kty != "RSA" {
@@ -161,10 +165,12 @@ func parseKey(raw json.RawMessage) (*Key, string) {
 	if probe.Alg != "" && !slices.Contains([]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}, probe.Alg) {
 		return nil, fmt.Sprintf("kid %q: alg %q is not an RSA signature algorithm", kid, probe.Alg)
 	}
-	if probe.D != nil || probe.P != nil || probe.Q != nil || probe.Oth != nil {
-		// A published private key is compromised; whoever published it
-		// should rotate it. Never verify with it.
-		return nil, fmt.Sprintf("kid %q: contains private key material (rotate this key)", kid)
+	for _, m := range privateMembers {
+		if _, ok := members[m]; ok {
+			// A published private key is compromised; whoever published
+			// it should rotate it. Never verify with it.
+			return nil, fmt.Sprintf("kid %q: contains private key material %q (rotate this key)", kid, m)
+		}
 	}
 	key, err := jwk.ParseKey(raw)
 	if err != nil {
