@@ -8,6 +8,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks/ssmsource"
+	"github.com/caddy-cognito/caddy-cognito/internal/jwttest"
 	"github.com/caddy-cognito/caddy-cognito/internal/ssmtest"
 )
 
@@ -71,7 +72,7 @@ func TestNewSourceFromEnvironment(t *testing.T) {
 	s := ssmtest.New(t)
 	s.Env(t)
 	a, _ := testKeys(t)
-	s.Put(param, string(ssmtest.JWKS(a)))
+	s.Put(param, string(jwttest.JWKS(a)))
 	src, err := ssmsource.NewSource(context.Background(), param, ssmsource.ClientConfig{UserPool: "eu-west-1_abc"})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func TestNewSourceFromEnvironment(t *testing.T) {
 		t.Fatalf("region %q: AWS_REGION must win over the pool's", src.Region)
 	}
 	doc, _, err := src.Fetch(context.Background(), "")
-	if err != nil || string(doc) != string(ssmtest.JWKS(a)) {
+	if err != nil || string(doc) != string(jwttest.JWKS(a)) {
 		t.Fatalf("%q %v", doc, err)
 	}
 	if s.BadSignatures() != 0 {

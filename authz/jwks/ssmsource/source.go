@@ -49,7 +49,10 @@ const (
 	DefaultJitter = 0.2
 	// DefaultThrottleBackoff is how long a source stays away from SSM after
 	// it was throttled; it doubles with each throttle in a row, up to
-	// MaxThrottleBackoff, and is spread by up to half its value.
+	// MaxThrottleBackoff. With keys in service the wait is 1 to 1.5 times
+	// the backoff (there is no hurry); without keys it is drawn from
+	// (0, backoff] ("full jitter"), so a fleet started at once and
+	// throttled comes back spread over a minute instead of in one burst.
 	DefaultThrottleBackoff = 60 * time.Second
 	// MaxThrottleBackoff caps the throttle backoff.
 	MaxThrottleBackoff = 15 * time.Minute
@@ -128,7 +131,7 @@ func (s *Source) Fetch(ctx context.Context, prevVersion string) ([]byte, string,
 		WithDecryption: aws.Bool(true),
 	})
 	if err != nil {
-		return nil, "", s.failed(err)
+		return nil, "", s.failed(err, prevVersion != "")
 	}
 	p := out.Parameter
 	if p == nil || p.Value == nil {
@@ -157,7 +160,7 @@ func (s *Source) Fetch(ctx context.Context, prevVersion string) ([]byte, string,
 
 // failed turns a GetParameter error into one that says what to fix, and
 // starts the throttle backoff when SSM throttled.
-func (s *Source) failed(err error) error {
+func (s *Source) failed(err error, haveKeys bool) error {
 	if isThrottle(err) {
 		s.mu.Lock()
 		s.throttles++
@@ -166,9 +169,11 @@ func (s *Source) failed(err error) error {
 			base = DefaultThrottleBackoff
 		}
 		d := min(base<<min(s.throttles-1, 10), MaxThrottleBackoff)
-		// Spread by up to half, never below half: a throttled fleet comes
-		// back over a window, not all at once.
-		d -= time.Duration(rand.Float64() * float64(d) / 2)
+		if haveKeys {
+			d += time.Duration(rand.Float64() * float64(d) / 2)
+		} else {
+			d = time.Duration(rand.Float64()*float64(d-time.Second)) + time.Second
+		}
 		s.throttledUntil = s.now().Add(d)
 		s.mu.Unlock()
 		return &jwks.RetryAfterError{After: d, Err: &Error{

@@ -3,6 +3,7 @@ package ssmsource_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,9 +12,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks/ssmsource"
+	"github.com/caddy-cognito/caddy-cognito/internal/jwttest"
 	"github.com/caddy-cognito/caddy-cognito/internal/ssmtest"
 )
 
@@ -21,16 +24,16 @@ const param = "/rootski/cognito/jwks.json"
 
 var (
 	keysOnce sync.Once
-	keyA     *ssmtest.Key
-	keyB     *ssmtest.Key
+	keyA     *jwttest.Key
+	keyB     *jwttest.Key
 )
 
 // testKeys returns two RSA keys shared by the package's tests (generating
 // keys is the slow part).
-func testKeys(t *testing.T) (*ssmtest.Key, *ssmtest.Key) {
+func testKeys(t *testing.T) (*jwttest.Key, *jwttest.Key) {
 	keysOnce.Do(func() {
-		keyA = ssmtest.NewKey(t, "kid-a")
-		keyB = ssmtest.NewKey(t, "kid-b")
+		keyA = jwttest.NewKey(t, "kid-a")
+		keyB = jwttest.NewKey(t, "kid-b")
 	})
 	return keyA, keyB
 }
@@ -83,9 +86,9 @@ func TestFetchVersions(t *testing.T) {
 	src := newSource(t, s, nil)
 	ctx := context.Background()
 
-	s.Put(param, string(ssmtest.JWKS(a)))
+	s.Put(param, string(jwttest.JWKS(a)))
 	doc, v1, err := src.Fetch(ctx, "")
-	if err != nil || string(doc) != string(ssmtest.JWKS(a)) {
+	if err != nil || string(doc) != string(jwttest.JWKS(a)) {
 		t.Fatalf("first fetch: %q, %v", doc, err)
 	}
 	if !strings.HasPrefix(v1, "v1@") {
@@ -97,25 +100,25 @@ func TestFetchVersions(t *testing.T) {
 	}
 
 	clock.Advance(time.Minute)
-	s.Put(param, string(ssmtest.JWKS(a, b)))
+	s.Put(param, string(jwttest.JWKS(a, b)))
 	doc, v2, err := src.Fetch(ctx, v1)
-	if err != nil || !strings.HasPrefix(v2, "v2@") || string(doc) != string(ssmtest.JWKS(a, b)) {
+	if err != nil || !strings.HasPrefix(v2, "v2@") || string(doc) != string(jwttest.JWKS(a, b)) {
 		t.Fatalf("new version: %q %q %v", doc, v2, err)
 	}
 
 	// Deleted and created again: version 1 again, but not the old one.
 	s.Delete(param)
 	clock.Advance(time.Minute)
-	s.Put(param, string(ssmtest.JWKS(b)))
+	s.Put(param, string(jwttest.JWKS(b)))
 	doc, v3, err := src.Fetch(ctx, v1)
-	if err != nil || v3 == v1 || string(doc) != string(ssmtest.JWKS(b)) {
+	if err != nil || v3 == v1 || string(doc) != string(jwttest.JWKS(b)) {
 		t.Fatalf("re-created parameter taken for the old one: %q %q %v", doc, v3, err)
 	}
 
 	// SecureString is decrypted.
-	s.PutSecure(param, string(ssmtest.JWKS(a)))
+	s.PutSecure(param, string(jwttest.JWKS(a)))
 	doc, _, err = src.Fetch(ctx, v3)
-	if err != nil || string(doc) != string(ssmtest.JWKS(a)) {
+	if err != nil || string(doc) != string(jwttest.JWKS(a)) {
 		t.Fatalf("SecureString: %q %v", doc, err)
 	}
 	if n := s.BadSignatures(); n != 0 {
@@ -167,7 +170,7 @@ func TestFetchErrorsSayWhatToFix(t *testing.T) {
 			s := ssmtest.New(t)
 			src := newSource(t, s, nil)
 			if tt.seed {
-				s.Put(param, string(ssmtest.JWKS(a)))
+				s.Put(param, string(jwttest.JWKS(a)))
 				if _, _, err := src.Fetch(context.Background(), ""); err != nil {
 					t.Fatal(err)
 				}
@@ -202,19 +205,20 @@ func TestFetchErrorsSayWhatToFix(t *testing.T) {
 func TestThrottleBackoff(t *testing.T) {
 	a, _ := testKeys(t)
 	s := ssmtest.New(t)
-	s.Put(param, string(ssmtest.JWKS(a)))
+	s.Put(param, string(jwttest.JWKS(a)))
 	clock := newClock()
 	src := newSource(t, s, clock)
 	ctx := context.Background()
+	const d = ssmsource.DefaultThrottleBackoff
 
 	s.Fail(ssmtest.OpGet, ssmtest.CodeThrottling, "Rate exceeded", 2)
-	_, _, err := src.Fetch(ctx, "")
+	_, _, err := src.Fetch(ctx, "v1") // keys in service
 	var ra *jwks.RetryAfterError
 	if !errors.As(err, &ra) {
 		t.Fatalf("err = %v, want *jwks.RetryAfterError", err)
 	}
-	if ra.After < ssmsource.DefaultThrottleBackoff/2 || ra.After > ssmsource.DefaultThrottleBackoff {
-		t.Fatalf("After = %s, want within [%s, %s]", ra.After, ssmsource.DefaultThrottleBackoff/2, ssmsource.DefaultThrottleBackoff)
+	if ra.After < d || ra.After > d*3/2 {
+		t.Fatalf("After = %s, want within [%s, %s]", ra.After, d, d*3/2)
 	}
 	if !strings.Contains(err.Error(), "throttled") || !strings.Contains(err.Error(), param) {
 		t.Fatalf("message %q", err)
@@ -225,7 +229,7 @@ func TestThrottleBackoff(t *testing.T) {
 
 	// During the backoff: answered at once, SSM not called.
 	clock.Advance(ra.After - time.Second)
-	_, _, err = src.Fetch(ctx, "")
+	_, _, err = src.Fetch(ctx, "v1")
 	var ra2 *jwks.RetryAfterError
 	if !errors.As(err, &ra2) || ra2.After != time.Second {
 		t.Fatalf("during backoff: err = %v (after %v), want RetryAfter 1s", err, ra2)
@@ -236,9 +240,9 @@ func TestThrottleBackoff(t *testing.T) {
 
 	// Throttled again: the backoff doubles.
 	clock.Advance(time.Second)
-	_, _, err = src.Fetch(ctx, "")
-	if !errors.As(err, &ra) || ra.After < ssmsource.DefaultThrottleBackoff || ra.After > 2*ssmsource.DefaultThrottleBackoff {
-		t.Fatalf("second throttle: %v, want a backoff in [60s, 120s]", err)
+	_, _, err = src.Fetch(ctx, "v1")
+	if !errors.As(err, &ra) || ra.After < 2*d || ra.After > 3*d {
+		t.Fatalf("second throttle: %v, want a backoff in [%s, %s]", err, 2*d, 3*d)
 	}
 
 	// Recovery resets it.
@@ -248,6 +252,41 @@ func TestThrottleBackoff(t *testing.T) {
 	}
 	if got := s.Calls(ssmtest.OpGet); got != 3 {
 		t.Fatalf("calls = %d, want 3", got)
+	}
+}
+
+// Without keys, the wait after throttling is drawn from the whole window,
+// so a throttled fleet start spreads its retries instead of repeating the
+// burst; with keys, it never undercuts the backoff.
+func TestThrottleBackoffSpread(t *testing.T) {
+	const d = ssmsource.DefaultThrottleBackoff
+	for _, tt := range []struct {
+		name     string
+		prev     string
+		min, max time.Duration
+	}{
+		{"no keys yet: full jitter", "", time.Second, d},
+		{"keys in service", "v1", d, d * 3 / 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var waits []time.Duration
+			for range 40 {
+				src := &ssmsource.Source{Name: param, Region: "us-west-2", Client: getFunc(func(*ssm.GetParameterInput) (*ssm.GetParameterOutput, error) {
+					return nil, &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}
+				})}
+				_, _, err := src.Fetch(context.Background(), tt.prev)
+				var ra *jwks.RetryAfterError
+				if !errors.As(err, &ra) || ra.After < tt.min || ra.After > tt.max {
+					t.Fatalf("err %v: want a RetryAfter within [%s, %s]", err, tt.min, tt.max)
+				}
+				waits = append(waits, ra.After)
+			}
+			slices.Sort(waits)
+			// 40 draws over the window: the spread must use most of it.
+			if spread := waits[len(waits)-1] - waits[0]; spread < (tt.max-tt.min)/2 {
+				t.Fatalf("waits spread over %s only: %v", spread, waits)
+			}
+		})
 	}
 }
 
@@ -262,7 +301,7 @@ func TestKeyring(t *testing.T) {
 	ring := jwks.NewKeyring(src, jwks.Options{Cooldown: ssmsource.DefaultCooldown, Refresh: ssmsource.DefaultRefresh, Now: clock.Now})
 	ctx := context.Background()
 
-	s.Put(param, string(ssmtest.JWKS(a)))
+	s.Put(param, string(jwttest.JWKS(a)))
 	if err := ring.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +314,7 @@ func TestKeyring(t *testing.T) {
 
 	// Rotation: a token with the new kid makes one shared refetch.
 	clock.Advance(time.Second)
-	s.Put(param, string(ssmtest.JWKS(a, b)))
+	s.Put(param, string(jwttest.JWKS(a, b)))
 	if k, err := ring.Key(ctx, "kid-b"); err != nil || k.ID != "kid-b" {
 		t.Fatalf("rotated key: %v %v", k, err)
 	}
