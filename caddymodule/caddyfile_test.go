@@ -225,17 +225,23 @@ func mustConfig(t *testing.T, s string) *caddy.Config {
 	return &c
 }
 
-// Caddyfile.example is documentation users copy: it must always adapt.
+// Caddyfile.example is documentation users copy: it must always adapt, with
+// keys over HTTPS and from SSM.
 func TestCaddyfileExampleAdapts(t *testing.T) {
 	body, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := adapt(t, string(body))
-	if err != nil {
-		t.Fatalf("Caddyfile.example: %v", err)
-	}
-	if !strings.Contains(string(out), `"handler":"cognito_auth"`) {
-		t.Fatal("Caddyfile.example has no cognito_auth handler")
+	for source, want := range map[string]string{"https": `"source":"url"`, "ssm": `"source":"ssm"`} {
+		t.Setenv("JWKS_SOURCE", source)
+		out, err := adapt(t, string(body))
+		if err != nil {
+			t.Fatalf("Caddyfile.example (JWKS_SOURCE=%s): %v", source, err)
+		}
+		for _, w := range []string{`"handler":"cognito_auth"`, want, `"scopes":["order/post.order"]`, `"scopes":["order/get.order"]`} {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("Caddyfile.example (JWKS_SOURCE=%s) lacks %s", source, w)
+			}
+		}
 	}
 }
