@@ -4,7 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -14,8 +16,17 @@ var loads atomic.Int64
 // caddytest skips a test when it cannot start Caddy (e.g. the admin port is
 // taken). On CI that would turn the integration suite into a silent no-op,
 // so a full run in which Caddy never loaded a config fails instead.
+//
+// Caddy binds with SO_REUSEPORT, so two runs of this package at once (two
+// developers' shells, an editor's test runner) would silently share :2999
+// and :9080 and load configs into each other's Caddy. A machine-wide lock
+// makes concurrent runs wait for each other instead.
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if f, err := os.OpenFile(filepath.Join(os.TempDir(), "caddy-cognito-caddytest.lock"), os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+		// Released when the process exits.
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	}
 	code := m.Run()
 	if code == 0 && !testing.Short() && flag.Lookup("test.run").Value.String() == "" && loads.Load() == 0 {
 		fmt.Fprintln(os.Stderr, "FAIL: no integration test could start Caddy (is localhost:2999 or :9080 in use?)")
