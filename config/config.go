@@ -285,11 +285,14 @@ var reservedHeaders = func() map[string]bool {
 }()
 
 // NormalizeHeaderName folds a header name the way backends might: lower
-// case, with '_' read as '-'. Two names with the same normal form must be
-// treated as the same header when stripping spoofed identity headers.
+// case, with '_' and '.' read as '-' (CGI/FastCGI and PHP turn all three into
+// '_'). Two names with the same normal form must be treated as the same
+// header when stripping spoofed identity headers.
 func NormalizeHeaderName(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return headerNameFolder.Replace(strings.ToLower(name))
 }
+
+var headerNameFolder = strings.NewReplacer("_", "-", ".", "-")
 
 func validHeaderName(s string) bool {
 	if s == "" {

@@ -121,7 +121,7 @@ func TestDurationJSON(t *testing.T) {
 }
 
 func TestNormalizeHeaderName(t *testing.T) {
-	for in, want := range map[string]string{"X-Cognito-Sub": "x-cognito-sub", "X_Cognito_Sub": "x-cognito-sub", "x_COGNITO-sub": "x-cognito-sub"} {
+	for in, want := range map[string]string{"X-Cognito-Sub": "x-cognito-sub", "X_Cognito_Sub": "x-cognito-sub", "x_COGNITO-sub": "x-cognito-sub", "X.Cognito.Sub": "x-cognito-sub"} {
 		if got := NormalizeHeaderName(in); got != want {
 			t.Errorf("%s → %s", in, got)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -98,7 +99,7 @@ func ParseSet(doc []byte) (set *Set, warnings []string, err error) {
 	if err := dec.Decode(&top); err != nil {
 		return nil, nil, fmt.Errorf("jwks: document is not a JSON object with a \"keys\" array: %w", err)
 	}
-	if dec.More() {
+	if len(bytes.TrimLeft(doc[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, nil, errors.New("jwks: trailing data after the JSON document")
 	}
 	if top.Keys == nil {
@@ -165,11 +166,15 @@ func parseKey(raw json.RawMessage) (*Key, string) {
 	if probe.Alg != "" && !slices.Contains([]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}, probe.Alg) {
 		return nil, fmt.Sprintf("kid %q: alg %q is not an RSA signature algorithm", kid, probe.Alg)
 	}
-	for _, m := range privateMembers {
-		if _, ok := members[m]; ok {
-			// A published private key is compromised; whoever published
-			// it should rotate it. Never verify with it.
-			return nil, fmt.Sprintf("kid %q: contains private key material %q (rotate this key)", kid, m)
+	for name := range members {
+		for _, m := range privateMembers {
+			// Case-insensitively, as encoding/json matches the members
+			// we read: "D" must not slip past a check for "d".
+			if strings.EqualFold(name, m) {
+				// A published private key is compromised; whoever
+				// published it should rotate it. Never verify with it.
+				return nil, fmt.Sprintf("kid %q: contains private key material %q (rotate this key)", kid, name)
+			}
 		}
 	}
 	key, err := jwk.ParseKey(raw)
