@@ -113,29 +113,32 @@ func (a *Authorizer) Authorize(ctx context.Context, token string) (*Claims, erro
 	if len(token) > a.maxTokenBytes {
 		return nil, errTooLarge
 	}
-	var c *Claims
+	var e *entry
+	var sum [32]byte
 	if a.cache != nil {
-		c = a.cache.get(ctx, token, a.keys)
+		sum = tokenKey(token)
+		e = a.cache.get(ctx, &sum, a.keys)
 	}
-	if c == nil {
+	if e == nil {
 		var err *Error
-		if c, err = a.verify(ctx, token); err != nil {
+		if e, err = a.verify(ctx, token); err != nil {
 			return nil, err
 		}
 		if a.cache != nil {
-			a.cache.put(token, c)
+			a.cache.put(&sum, e)
 		}
-	} else if !a.algs.has(c.Algorithm) {
+	} else if !a.algs.hasIdx(e.alg) {
 		return nil, invalid("alg", "token signing algorithm is not allowed", nil)
 	}
-	if err := a.check(c); err != nil {
+	c := e.claims(token)
+	if err := a.check(e); err != nil {
 		return c, err
 	}
 	return c, nil
 }
 
 // verify checks form, header, key and signature and decodes the claims.
-func (a *Authorizer) verify(ctx context.Context, token string) (*Claims, *Error) {
+func (a *Authorizer) verify(ctx context.Context, token string) (*entry, *Error) {
 	headSeg, payloadSeg, sigSeg, err := splitToken(token)
 	if err != nil {
 		return nil, err
@@ -157,50 +160,69 @@ func (a *Authorizer) verify(ctx context.Context, token string) (*Claims, *Error)
 		return nil, invalid("alg", "token signing algorithm does not match its key", fmt.Errorf("header %s, key %s", h.alg, key.Algorithm))
 	}
 	signingInput := token[:len(headSeg)+1+len(payloadSeg)]
-	if vErr := verifySignature(key.Public, h.alg, signingInput, sigSeg); vErr != nil {
+	if vErr := verifySignature(key, h.alg, signingInput, sigSeg); vErr != nil {
 		return nil, &Error{Kind: KindInvalid, Reason: errBadSignature.Reason, Description: errBadSignature.Description, Err: vErr}
 	}
-	payload := make([]byte, b64.DecodedLen(len(payloadSeg)))
-	n, dErr := b64.Decode(payload, []byte(payloadSeg))
+	return decodeVerifiedClaims(payloadSeg, h, key, a.interner())
+}
+
+// interner shares claim sets between the entries of this authorizer's
+// cache; without a cache there is nothing to share them with.
+func (a *Authorizer) interner() *interner {
+	if a.cache == nil {
+		return nil
+	}
+	return a.cache.interned
+}
+
+// decodeVerifiedClaims decodes the payload of a token whose signature
+// verified. Nothing kept aliases the decoded payload.
+func decodeVerifiedClaims(payloadSeg string, h header, key *jwks.Key, in *interner) (*entry, *Error) {
+	payload, dErr := decodeSegment(payloadSeg, make([]byte, b64.DecodedLen(len(payloadSeg))))
 	if dErr != nil {
 		return nil, malformed("token payload is malformed", dErr)
 	}
-	c, cErr := parseClaims(payload[:n])
+	e, cErr := parseEntry(payload, in)
 	if cErr != nil {
 		return nil, malformed("token claims are malformed", cErr)
 	}
-	c.KeyID, c.Algorithm, c.key = h.kid, h.alg, key
-	return c, nil
+	e.key, e.alg = key, h.algIdx
+	e.kid = h.kid
+	if key.ID == h.kid {
+		e.kid = key.ID // the key set's copy: the header's can be collected
+	}
+	return e, nil
 }
 
 // check applies the claim rules and the route rule, in API Gateway's order.
-func (a *Authorizer) check(c *Claims) *Error {
-	if c.Issuer != a.issuer {
+func (a *Authorizer) check(e *entry) *Error {
+	cs := e.sh
+	if cs.issuer != a.issuer {
 		return errIssuer
 	}
-	if !a.audienceOK(c) {
+	if !a.audienceOK(cs) {
 		return errAudience
 	}
 	now := a.now().Unix()
-	if !c.HasExpires {
+	if !e.has(hasExp) {
 		return invalid("no_exp", "token has no expiry", nil)
 	}
-	if now >= c.Expires+a.leeway {
+	if now >= e.exp+a.leeway {
 		return errExpired
 	}
-	if c.HasNotBefore && c.NotBefore > now+a.leeway {
+	if e.has(hasNbf) && e.nbf > now+a.leeway {
 		return errNotYetValid
 	}
-	if c.HasIssuedAt && c.IssuedAt > now+a.leeway {
+	if e.has(hasIat) && e.iat > now+a.leeway {
 		return errIssuedInFuture
 	}
-	if a.tokenUse != "" && c.TokenUse != a.tokenUse {
+	if a.tokenUse != "" && cs.tokenUse != a.tokenUse {
 		return errTokenUse
 	}
-	if len(a.scopes) > 0 && !anyIn(a.scopes, c.Scopes) {
+	if len(a.scopes) > 0 && !anyIn(a.scopes, cs.scopes) {
 		return errInsufficientScop
 	}
-	if len(a.groups) > 0 && !anyIn(a.groups, c.Groups) {
+	if len(a.groups) > 0 && !anyIn(a.groups, cs.groups) {
 		return errInsufficientGrp
 	}
 	return nil
@@ -208,11 +230,11 @@ func (a *Authorizer) check(c *Claims) *Error {
 
 // audienceOK: "aud" when present (a wrong aud is not rescued by a right
 // client_id), else "client_id".
-func (a *Authorizer) audienceOK(c *Claims) bool {
-	if c.HasAudience {
-		return anyIn(a.audience, c.Audience)
+func (a *Authorizer) audienceOK(cs *claimSet) bool {
+	if cs.hasAudience {
+		return anyIn(a.audience, cs.audience)
 	}
-	return c.ClientID != "" && slices.Contains(a.audience, c.ClientID)
+	return cs.clientID != "" && slices.Contains(a.audience, cs.clientID)
 }
 
 func anyIn(want, have []string) bool {

@@ -1,17 +1,22 @@
 package authz
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"weak"
 
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
 )
 
-// Claims are the verified claims of a token. They may be shared between
-// requests (see Cache): treat them as read-only. The registered and Cognito
-// claims the checks need are decoded, strictly typed, once; any other claim
-// is read on demand from the verified payload by Get.
+// Claims are the verified claims of a token, as one request sees them.
+// Their slices and strings may be shared with other requests (see Cache):
+// treat them as read-only. The registered and Cognito claims the checks
+// need are decoded, strictly typed, once per token; any other claim is
+// read on demand from the verified token's payload by Get and Each.
 type Claims struct {
 	Issuer   string
 	Subject  string
@@ -37,97 +42,306 @@ type Claims struct {
 	KeyID     string
 	Algorithm string
 
-	payload []byte    // the verified payload JSON
-	key     *jwks.Key // the key that verified the signature
+	token string // the verified token: other claims are read from its payload
+	e     *entry // the decoded claims (possibly cached and shared)
 }
+
+// entry is what a verified token leaves behind: the claims the checks,
+// the default headers and the placeholders need, and nothing else, so that
+// 100 000 of them fit in a few tens of MiB. The claims many tokens have in
+// common (issuer, client, token_use, scopes, groups) live in a shared
+// claimSet; what is left is per user. Entries are immutable once built.
+type entry struct {
+	key  *jwks.Key // the key that verified the signature
+	sh   *claimSet
+	kid  string
+	sub  string
+	user string // "username", else "cognito:username"
+	exp  int64
+	nbf  int64
+	iat  int64
+	size int32 // bytes charged to the cache
+	alg  uint8 // index in algNames
+	bits uint8 // has* flags
+}
+
+const (
+	hasExp = 1 << iota
+	hasNbf
+	hasIat
+	hasUsername        // "username" present
+	hasCognitoUsername // "cognito:username" present
+)
+
+func (e *entry) has(bit uint8) bool { return e.bits&bit != 0 }
+
+// claimSet holds the claims typically common to many tokens. Sets are
+// interned (see interner): tokens whose claims have the same JSON text
+// share one.
+type claimSet struct {
+	issuer, clientID, tokenUse, scope string
+	audience, scopes, groups          []string
+	hasAudience                       bool
+	audHeader, groupsHeader           string // comma-joined, as Get renders them
+	clientIDAny, tokenUseAny          any    // placeholders, boxed once
+	size                              int32  // approximate bytes held
+}
+
+// Sizes for the cache's byte accounting (see Cache). They are the
+// allocation size classes of the structs plus the interface boxes and the
+// map slot, rounded up so that the accounting errs on the safe side.
+const (
+	entryFixedBytes    = 96 + 80 + 32 // entry, map slot incl. growth slack, FIFO slot
+	claimSetFixedBytes = 224 + 2*16
+)
 
 // maxNumericDate is 9999-12-31T23:59:59Z. Larger or negative values are
 // type confusion, not dates.
 const maxNumericDate = 253402300799
 
-// parseClaims decodes a verified payload with strict types: a claim of the
-// wrong JSON type is an error, never coerced.
-func parseClaims(payload []byte) (*Claims, error) {
+// The claims of a claimSet, in the order of its intern key.
+const (
+	csIss = iota
+	csClientID
+	csTokenUse
+	csAud
+	csScope
+	csScp
+	csGroups
+	csCount
+)
+
+// parseEntry decodes a verified payload with strict types: a claim of the
+// wrong JSON type is an error, never coerced. Nothing returned aliases
+// payload.
+func parseEntry(payload []byte, in *interner) (*entry, error) {
 	var buf [32]member
 	members, err := scanObject(payload, buf[:0])
 	if err != nil {
 		return nil, err
 	}
-	c := &Claims{payload: payload}
-	var cognitoUsername string
-	for _, m := range members {
+	e := &entry{}
+	var set [csCount]int // index+1 in members of each claimSet claim
+	var subRaw, userRaw, cognitoUserRaw []byte
+	scpFirst := false
+	for i, m := range members {
 		switch m.key {
 		case "iss":
-			c.Issuer, err = stringClaim(m)
+			err = wantString(m)
+			set[csIss] = i + 1
 		case "sub":
-			c.Subject, err = stringClaim(m)
+			err = wantString(m)
+			subRaw = m.raw
 		case "token_use":
-			c.TokenUse, err = stringClaim(m)
+			err = wantString(m)
+			set[csTokenUse] = i + 1
 		case "client_id":
-			c.ClientID, err = stringClaim(m)
+			err = wantString(m)
+			set[csClientID] = i + 1
 		case "username":
-			c.Username, err = stringClaim(m)
+			err = wantString(m)
+			userRaw = m.raw
+			e.bits |= hasUsername
 		case "cognito:username":
-			cognitoUsername, err = stringClaim(m)
+			err = wantString(m)
+			cognitoUserRaw = m.raw
+			e.bits |= hasCognitoUsername
 		case "aud":
-			c.HasAudience = true
-			switch m.kind {
-			case kindString:
-				var a string
-				a, err = decodeString(m.raw)
-				c.Audience = []string{a}
-			case kindArray:
-				err = forEachArrayString(m.raw, func(s string) { c.Audience = append(c.Audience, s) })
-			default:
-				err = errors.New("must be a string or an array of strings")
-			}
+			err = wantStringOrStrings(m)
+			set[csAud] = i + 1
 		case "scope":
-			c.Scope, err = stringClaim(m)
-			c.Scopes = append(c.Scopes, strings.Fields(c.Scope)...)
+			err = wantString(m)
+			set[csScope] = i + 1
 		case "scp":
 			// Some issuers put scopes in "scp", as a string or an array;
 			// API Gateway reads either claim.
-			switch m.kind {
-			case kindString:
-				var s string
-				s, err = decodeString(m.raw)
-				c.Scopes = append(c.Scopes, strings.Fields(s)...)
-			case kindArray:
-				err = forEachArrayString(m.raw, func(s string) { c.Scopes = append(c.Scopes, s) })
-			default:
-				err = errors.New("must be a string or an array of strings")
-			}
+			err = wantStringOrStrings(m)
+			set[csScp] = i + 1
+			scpFirst = set[csScope] == 0
 		case "cognito:groups":
 			if m.kind != kindArray {
 				err = errors.New("must be an array of strings")
 				break
 			}
-			err = forEachArrayString(m.raw, func(s string) { c.Groups = append(c.Groups, s) })
+			err = checkArrayOfStrings(m.raw)
+			set[csGroups] = i + 1
 		case "exp":
-			c.Expires, err = dateClaim(m)
-			c.HasExpires = true
+			e.exp, err = dateClaim(m)
+			e.bits |= hasExp
 		case "nbf":
-			c.NotBefore, err = dateClaim(m)
-			c.HasNotBefore = true
+			e.nbf, err = dateClaim(m)
+			e.bits |= hasNbf
 		case "iat":
-			c.IssuedAt, err = dateClaim(m)
-			c.HasIssuedAt = true
+			e.iat, err = dateClaim(m)
+			e.bits |= hasIat
 		}
 		if err != nil {
 			return nil, fmt.Errorf("claim %s: %w", quoteForError(m.key), err)
 		}
 	}
-	if c.Username == "" {
-		c.Username = cognitoUsername
+
+	var sub, user string
+	if subRaw != nil {
+		if sub, err = decodeString(subRaw); err != nil {
+			return nil, fmt.Errorf("claim \"sub\": %w", err)
+		}
 	}
-	return c, nil
+	// Username: "username" unless absent or empty, then "cognito:username".
+	switch {
+	case userRaw != nil && len(userRaw) > 2:
+	case cognitoUserRaw != nil:
+		userRaw = cognitoUserRaw
+	}
+	if userRaw != nil {
+		if bytes.Equal(userRaw, subRaw) {
+			user = sub
+		} else if user, err = decodeString(userRaw); err != nil {
+			return nil, fmt.Errorf("claim \"username\": %w", err)
+		}
+	}
+	e.sub, e.user = sub, user
+	size := entryFixedBytes + roundSize(len(sub))
+	if user != sub {
+		size += roundSize(len(user))
+	}
+
+	// The claim set: interned by the JSON text of its claims.
+	var kbuf [maxInternKey]byte
+	key, ok := claimSetKey(kbuf[:0], members, &set, scpFirst)
+	if ok && in != nil {
+		e.sh = in.get(key)
+	}
+	if e.sh == nil {
+		if e.sh, err = decodeClaimSet(members, &set, scpFirst); err != nil {
+			return nil, err
+		}
+		if !ok || in == nil || !in.put(key, e.sh) {
+			size += int(e.sh.size) // not shared: this entry pays for it
+		}
+	}
+	e.size = int32(min(size, 1<<30))
+	return e, nil
 }
 
-func stringClaim(m member) (string, error) {
+func wantString(m member) error {
 	if m.kind != kindString {
-		return "", errors.New("must be a string")
+		return errors.New("must be a string")
 	}
-	return decodeString(m.raw)
+	return nil
+}
+
+func wantStringOrStrings(m member) error {
+	switch m.kind {
+	case kindString:
+		return nil
+	case kindArray:
+		return checkArrayOfStrings(m.raw)
+	}
+	return errors.New("must be a string or an array of strings")
+}
+
+// claimSetKey appends the intern key of a token's claim set to dst: per
+// claim, its kind and the length and text of its raw JSON. ok is false if
+// the key would not fit in dst's capacity.
+func claimSetKey(dst []byte, members []member, set *[csCount]int, scpFirst bool) ([]byte, bool) {
+	if scpFirst {
+		dst = append(dst, 1)
+	} else {
+		dst = append(dst, 0)
+	}
+	for _, idx := range set {
+		if idx == 0 {
+			dst = append(dst, 0)
+			continue
+		}
+		m := members[idx-1]
+		if len(dst)+3+len(m.raw) > cap(dst) {
+			return nil, false
+		}
+		dst = append(dst, byte(m.kind))
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.raw)))
+		dst = append(dst, m.raw...)
+	}
+	return dst, true
+}
+
+// decodeClaimSet decodes the (already type-checked) claims of a set.
+func decodeClaimSet(members []member, set *[csCount]int, scpFirst bool) (*claimSet, error) {
+	cs := &claimSet{}
+	var err error
+	str := func(c int) string {
+		if set[c] == 0 || err != nil {
+			return ""
+		}
+		var s string
+		s, err = decodeString(members[set[c]-1].raw)
+		return s
+	}
+	strs := func(c int, dst []string) []string {
+		if set[c] == 0 || err != nil {
+			return dst
+		}
+		m := members[set[c]-1]
+		if m.kind == kindArray {
+			dst, err = appendArrayStrings(dst, m.raw)
+			return dst
+		}
+		var s string
+		if s, err = decodeString(m.raw); err != nil {
+			return dst
+		}
+		if c == csAud {
+			return append(dst, s)
+		}
+		return append(dst, strings.Fields(s)...)
+	}
+	cs.issuer = str(csIss)
+	cs.clientID = str(csClientID)
+	cs.tokenUse = str(csTokenUse)
+	cs.scope = str(csScope)
+	if set[csAud] != 0 {
+		cs.hasAudience = true
+		cs.audience = strs(csAud, nil)
+	}
+	if scpFirst {
+		cs.scopes = strs(csScp, nil)
+		cs.scopes = append(cs.scopes, strings.Fields(cs.scope)...)
+	} else {
+		cs.scopes = append(cs.scopes, strings.Fields(cs.scope)...)
+		cs.scopes = strs(csScp, cs.scopes)
+	}
+	cs.groups = strs(csGroups, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claims: %w", err)
+	}
+	cs.audHeader = strings.Join(cs.audience, ",")
+	cs.groupsHeader = strings.Join(cs.groups, ",")
+	clientID := cs.clientID
+	if clientID == "" {
+		clientID = cs.audHeader
+	}
+	cs.clientIDAny = clientID
+	cs.tokenUseAny = cs.tokenUse
+
+	n := claimSetFixedBytes + roundSize(len(cs.issuer)) + roundSize(len(cs.clientID)) + roundSize(len(cs.tokenUse)) +
+		roundSize(len(cs.scope)) + roundSize(len(cs.audHeader)) + roundSize(len(cs.groupsHeader))
+	for _, l := range [][]string{cs.audience, cs.scopes, cs.groups} {
+		n += roundSize(16 * cap(l))
+		for _, s := range l {
+			n += roundSize(len(s))
+		}
+	}
+	cs.size = int32(min(n, 1<<30))
+	return cs, nil
+}
+
+// roundSize is n rounded up to 16 bytes, the granularity of small
+// allocations.
+func roundSize(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return (n + 15) &^ 15
 }
 
 // dateClaim reads a NumericDate. Cognito writes integers; fractions,
@@ -152,6 +366,92 @@ func dateClaim(m member) (int64, error) {
 	return v, nil
 }
 
+// claims returns the Claims of token, whose decoded claims are e.
+func (e *entry) claims(token string) *Claims {
+	cs := e.sh
+	return &Claims{
+		Issuer:       cs.issuer,
+		Subject:      e.sub,
+		TokenUse:     cs.tokenUse,
+		ClientID:     cs.clientID,
+		Username:     e.user,
+		Audience:     cs.audience,
+		HasAudience:  cs.hasAudience,
+		Scope:        cs.scope,
+		Scopes:       cs.scopes,
+		Groups:       cs.groups,
+		Expires:      e.exp,
+		NotBefore:    e.nbf,
+		IssuedAt:     e.iat,
+		HasExpires:   e.has(hasExp),
+		HasNotBefore: e.has(hasNbf),
+		HasIssuedAt:  e.has(hasIat),
+		KeyID:        e.kid,
+		Algorithm:    algNames[e.alg],
+		token:        token,
+		e:            e,
+	}
+}
+
+// Interning of claim sets. The table is bounded in sets and in bytes; it
+// holds its sets weakly, so a set no cached token uses any more is
+// collected and its slot reused.
+
+const (
+	maxInternKey   = 1024    // claim sets with more JSON text are not shared
+	maxInterned    = 1024    // sets
+	maxInternBytes = 2 << 20 // keys + sets, by claimSet.size
+	weakOverhead   = 64      // the weak pointer's bookkeeping, per set
+)
+
+type interner struct {
+	mu    sync.RWMutex
+	m     map[string]internedSet
+	bytes int
+}
+
+type internedSet struct {
+	p    weak.Pointer[claimSet]
+	size int
+}
+
+func newInterner() *interner { return &interner{m: map[string]internedSet{}} }
+
+func (in *interner) get(key []byte) *claimSet {
+	in.mu.RLock()
+	s, ok := in.m[string(key)]
+	in.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	return s.p.Value()
+}
+
+// put interns cs under key and reports whether it did.
+func (in *interner) put(key []byte, cs *claimSet) bool {
+	size := len(key) + int(cs.size) + weakOverhead
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if old, ok := in.m[string(key)]; ok {
+		in.bytes -= old.size
+		delete(in.m, string(key))
+	}
+	if len(in.m) >= maxInterned || in.bytes+size > maxInternBytes {
+		for k, s := range in.m {
+			if s.p.Value() == nil {
+				delete(in.m, k)
+				in.bytes -= s.size
+			}
+		}
+		if len(in.m) >= maxInterned || in.bytes+size > maxInternBytes {
+			return false
+		}
+	}
+	in.m[string(key)] = internedSet{p: weak.Make(cs), size: size}
+	in.bytes += size
+	return true
+}
+
 // Get returns a claim rendered as a header value: strings verbatim, numbers
 // in their JSON decimal form, booleans "true"/"false", arrays of strings
 // comma-joined, objects as JSON text. An absent or null claim is absent.
@@ -168,12 +468,31 @@ func (c *Claims) Get(name string) (string, bool) {
 	case "scope":
 		return c.Scope, c.Scope != ""
 	case "cognito:groups":
+		if c.e != nil {
+			return c.e.sh.groupsHeader, len(c.Groups) > 0
+		}
 		return strings.Join(c.Groups, ","), len(c.Groups) > 0
 	case "aud":
+		if c.e != nil {
+			return c.e.sh.audHeader, len(c.Audience) > 0
+		}
 		return strings.Join(c.Audience, ","), len(c.Audience) > 0
+	case "username":
+		// Exactly one of the two username claims present: Username is it.
+		if c.e != nil && c.e.bits&(hasUsername|hasCognitoUsername) == hasUsername {
+			return c.Username, true
+		}
+	case "cognito:username":
+		if c.e != nil && c.e.bits&(hasUsername|hasCognitoUsername) == hasCognitoUsername {
+			return c.Username, true
+		}
+	}
+	payload, ok := c.payload()
+	if !ok {
+		return "", false
 	}
 	var buf [32]member
-	members, err := scanObject(c.payload, buf[:0])
+	members, err := scanObject(payload, buf[:0])
 	if err != nil {
 		return "", false
 	}
@@ -187,8 +506,12 @@ func (c *Claims) Get(name string) (string, bool) {
 
 // Each calls fn for every claim, rendered as by Get.
 func (c *Claims) Each(fn func(name, value string)) {
+	payload, ok := c.payload()
+	if !ok {
+		return
+	}
 	var buf [32]member
-	members, err := scanObject(c.payload, buf[:0])
+	members, err := scanObject(payload, buf[:0])
 	if err != nil {
 		return
 	}
@@ -199,6 +522,39 @@ func (c *Claims) Each(fn func(name, value string)) {
 	}
 }
 
+// payload decodes the verified payload (into a new buffer: the member
+// names scanned from it alias it).
+func (c *Claims) payload() ([]byte, bool) {
+	seg := c.token
+	i := strings.IndexByte(seg, '.')
+	if i < 0 {
+		return nil, false
+	}
+	seg = seg[i+1:]
+	if i = strings.IndexByte(seg, '.'); i < 0 {
+		return nil, false
+	}
+	seg = seg[:i]
+	out, err := decodeSegment(seg, make([]byte, b64.DecodedLen(len(seg))))
+	return out, err == nil
+}
+
+// PlaceholderValues returns "sub", the username ("username", else
+// "cognito:username"), the client id ("client_id", else "aud") and
+// "token_use" as interface values, for an interface-typed API (Caddy's
+// replacer). The client id and token_use values are made once per set of
+// tokens that share them, so they cost no allocation per request.
+func (c *Claims) PlaceholderValues() (id, username, clientID, tokenUse any) {
+	if c.e != nil {
+		return c.Subject, c.Username, c.e.sh.clientIDAny, c.e.sh.tokenUseAny
+	}
+	cid, _ := c.Get("client_id")
+	if cid == "" {
+		cid, _ = c.Get("aud")
+	}
+	return c.Subject, c.Username, cid, c.TokenUse
+}
+
 func render(m member) (string, bool) {
 	switch m.kind {
 	case kindString:
@@ -207,8 +563,9 @@ func render(m member) (string, bool) {
 	case kindNumber, kindBool, kindObject:
 		return string(m.raw), true
 	case kindArray:
-		var parts []string
-		if err := forEachArrayString(m.raw, func(s string) { parts = append(parts, s) }); err != nil {
+		var pbuf [8]string
+		parts, err := appendArrayStrings(pbuf[:0], m.raw)
+		if err != nil {
 			return string(m.raw), true
 		}
 		return strings.Join(parts, ","), len(parts) > 0

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // A small, strict scanner for the flat JSON objects of JWT headers and
@@ -35,9 +36,25 @@ var errJSON = errors.New("malformed JSON")
 
 // member is one top-level member of an object.
 type member struct {
-	key  string // decoded
+	// key is the decoded name. A name without escapes is not copied: it
+	// aliases the scanned data (see aliasString), so it lives as long as,
+	// and must be read-only like, that data.
+	key  string
 	raw  []byte // the value's JSON text
 	kind valueKind
+}
+
+// aliasString returns b as a string without copying. The caller promises
+// that b is never written again while the string is in use: every buffer
+// scanned here is allocated for one base64 decode and then only read.
+func aliasString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// stringBytes returns the bytes of s without copying, for reading only
+// (hashing, base64 decoding).
+func stringBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // scanObject splits a JSON object into its members. The members slice is
@@ -65,7 +82,7 @@ func scanObject(data []byte, members []member) ([]member, error) {
 		if err != nil {
 			return nil, err
 		}
-		key, err := decodeString(data[i:kend])
+		key, err := decodeKey(data[i:kend])
 		if err != nil {
 			return nil, err
 		}
@@ -286,24 +303,47 @@ func skipNumber(data []byte, i int) (int, error) {
 	return i, nil
 }
 
-// decodeString decodes a validated JSON string literal (with quotes).
+// decodeString decodes a validated JSON string literal (with quotes) into
+// a new string.
 func decodeString(raw []byte) (string, error) {
 	body := raw[1 : len(raw)-1]
-	for _, c := range body {
-		if c == '\\' {
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return "", errJSON
-			}
-			return s, nil
-		}
+	if !hasEscape(body) {
+		return string(body), nil
 	}
-	return string(body), nil
+	return unescape(raw)
 }
 
-// forEachArrayString calls fn for each element of a JSON array, which must
-// be strings only.
-func forEachArrayString(raw []byte, fn func(string)) error {
+// decodeKey decodes a member name; without escapes it aliases raw.
+func decodeKey(raw []byte) (string, error) {
+	body := raw[1 : len(raw)-1]
+	if !hasEscape(body) {
+		return aliasString(body), nil
+	}
+	return unescape(raw)
+}
+
+func hasEscape(body []byte) bool {
+	for _, c := range body {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// unescape decodes a string literal with escapes the way encoding/json
+// does (invalid surrogates become U+FFFD).
+func unescape(raw []byte) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", errJSON
+	}
+	return s, nil
+}
+
+// checkArrayOfStrings validates that raw (a JSON array) holds strings
+// only, without decoding them.
+func checkArrayOfStrings(raw []byte) error {
 	i := skipWS(raw, 1)
 	if i < len(raw) && raw[i] == ']' {
 		return nil
@@ -316,11 +356,6 @@ func forEachArrayString(raw []byte, fn func(string)) error {
 		if err != nil {
 			return err
 		}
-		s, err := decodeString(raw[i:end])
-		if err != nil {
-			return err
-		}
-		fn(s)
 		i = skipWS(raw, end)
 		if i < len(raw) && raw[i] == ']' {
 			return nil
@@ -331,4 +366,36 @@ func forEachArrayString(raw []byte, fn func(string)) error {
 		i = skipWS(raw, i+1)
 	}
 	return errJSON
+}
+
+// appendArrayStrings appends the elements of a JSON array, which must be
+// strings only, to dst.
+func appendArrayStrings(dst []string, raw []byte) ([]string, error) {
+	i := skipWS(raw, 1)
+	if i < len(raw) && raw[i] == ']' {
+		return dst, nil
+	}
+	for i < len(raw) {
+		if raw[i] != '"' {
+			return dst, errors.New("array element is not a string")
+		}
+		end, err := skipString(raw, i)
+		if err != nil {
+			return dst, err
+		}
+		s, err := decodeString(raw[i:end])
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, s)
+		i = skipWS(raw, end)
+		if i < len(raw) && raw[i] == ']' {
+			return dst, nil
+		}
+		if i >= len(raw) || raw[i] != ',' {
+			return dst, errJSON
+		}
+		i = skipWS(raw, i+1)
+	}
+	return dst, errJSON
 }

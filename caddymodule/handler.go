@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -78,6 +79,7 @@ type Handler struct {
 	CacheSize int `json:"cache_size,omitempty"`
 
 	authz   *authz.Authorizer
+	allowed prometheus.Counter // decisions_total{result="allow"} of this handler
 	keys    *sharedKeys
 	poolKey string
 	rules   []config.HeaderRule
@@ -133,7 +135,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("cognito_auth: jwks: %w", err)
 	}
-	opts.Logger = caddy.Log().Named("http.handlers.cognito_auth.jwks")
+	opts.Logger = zap.New(currentLogCore{}).Named("http.handlers.cognito_auth.jwks")
 	h.poolKey = poolKey(src, opts)
 	if h.keys, err = acquireKeys(h.poolKey, src, opts, h.CacheSize); err != nil {
 		return fmt.Errorf("cognito_auth: starting keyring for %s: %w", src, err)
@@ -153,6 +155,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("cognito_auth: metrics: %w", err)
 	}
 	h.metrics.keyrings.add(h.keys.ring)
+	h.allowed = h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "")
 	return nil
 }
 
@@ -191,6 +194,13 @@ func (h *Handler) Cleanup() error {
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
+//
+// The allow path is kept free of avoidable allocations: header names are
+// compared without building lower-case copies, claim headers are set
+// straight into the header map under their canonical names (HeaderRules
+// canonicalizes them), all their values share one allocation, and the
+// client id and token_use placeholders get interface values made once per
+// cached set of claims.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.stripIdentityHeaders(r.Header)
 	if h.AllowPreflight && isPreflight(r) {
@@ -208,13 +218,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.deny(w, r, repl, claims, authz.AsError(err))
 	}
-	h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "").Inc()
+	if h.allowed != nil {
+		h.allowed.Inc()
+	} else {
+		h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "").Inc()
+	}
 
+	vals := make([]string, len(h.rules))
+	n := 0
 	for _, rule := range h.rules {
 		for _, name := range rule.Claims {
 			if v, ok := claims.Get(name); ok {
 				if validHeaderValue(v) {
-					r.Header.Set(rule.Header, v)
+					// = r.Header.Set(rule.Header, v): rule.Header is canonical.
+					vals[n] = v
+					r.Header[rule.Header] = vals[n : n+1 : n+1]
+					n++
 				}
 				break
 			}
@@ -236,23 +255,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // Placeholder prefix under which every claim is available.
 const claimPlaceholderPrefix = "http.auth.user.claims."
 
+// setIdentityPlaceholders sets the identity placeholders. A value with
+// control characters becomes empty, as an absent claim's header is: a
+// placeholder can end up in a header too (header_up).
 func setIdentityPlaceholders(repl *caddy.Replacer, c *authz.Claims) {
-	repl.Set("http.auth.user.id", c.Subject)
-	repl.Set("http.auth.user.username", c.Username)
-	clientID, _ := c.Get("client_id")
-	if clientID == "" {
-		clientID, _ = c.Get("aud")
-	}
-	repl.Set("http.auth.user.client_id", clientID)
-	repl.Set("http.auth.user.token_use", c.TokenUse)
+	id, username, clientID, tokenUse := c.PlaceholderValues()
+	repl.Set("http.auth.user.id", safePlaceholder(id))
+	repl.Set("http.auth.user.username", safePlaceholder(username))
+	repl.Set("http.auth.user.client_id", safePlaceholder(clientID))
+	repl.Set("http.auth.user.token_use", safePlaceholder(tokenUse))
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, claimPlaceholderPrefix)
 		if !ok {
 			return nil, false
 		}
 		v, ok := c.Get(name)
+		if ok && !validHeaderValue(v) {
+			return "", true
+		}
 		return v, ok
 	})
+}
+
+// safePlaceholder is v, or "" if v is a string with control characters.
+func safePlaceholder(v any) any {
+	if s, ok := v.(string); ok && !validHeaderValue(s) {
+		return ""
+	}
+	return v
 }
 
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, c *authz.Claims, e *authz.Error) error {
@@ -303,12 +333,61 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 // case-insensitively and with '_' read as '-' (some backends fold them).
 func (h *Handler) stripIdentityHeaders(hdr http.Header) {
 	for name := range hdr {
-		n := config.NormalizeHeaderName(name)
-		if strings.HasPrefix(n, "x-cognito-") || h.strip[n] {
+		if h.isIdentityHeader(name) {
 			delete(hdr, name)
 		}
 	}
 }
+
+// isIdentityHeader reports whether config.NormalizeHeaderName(name) starts
+// with "x-cognito-" or is a configured claim header, without allocating
+// for ASCII names: it folds byte by byte with a table made from
+// config.NormalizeHeaderName itself, and leaves any other name to it.
+func (h *Handler) isIdentityHeader(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 0x80 || headerFold[c] == 0 {
+			n := config.NormalizeHeaderName(name)
+			return strings.HasPrefix(n, identityPrefix) || h.strip[n]
+		}
+	}
+	if len(name) >= len(identityPrefix) {
+		match := true
+		for i := 0; i < len(identityPrefix); i++ {
+			if headerFold[name[i]] != identityPrefix[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	if len(h.strip) == 0 {
+		return false
+	}
+	var buf [128]byte
+	if len(name) > len(buf) {
+		return h.strip[config.NormalizeHeaderName(name)]
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		b[i] = headerFold[name[i]]
+	}
+	return h.strip[string(b)]
+}
+
+// headerFold[c] is config.NormalizeHeaderName of the ASCII byte c, or 0 if
+// that is not a single byte (or c is NUL): such names take the slow path.
+var headerFold = func() (t [128]byte) {
+	for c := 1; c < 128; c++ {
+		if n := config.NormalizeHeaderName(string(rune(c))); len(n) == 1 {
+			t[c] = n[0]
+		}
+	}
+	return t
+}()
+
+const identityPrefix = "x-cognito-"
 
 func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&

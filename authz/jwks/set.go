@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"filippo.io/bigmod"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
@@ -21,7 +22,15 @@ type Key struct {
 	Algorithm string
 	// Public is the RSA public key.
 	Public *rsa.PublicKey
+
+	modulus *bigmod.Modulus
 }
+
+// Modulus returns the key's modulus prepared for modular arithmetic (its
+// Montgomery constants), computed once when the key set was parsed, so
+// verifiers need not redo it for every signature (a third of the cost of
+// an RSA-2048 verification). Nil for a Key not made by ParseSet.
+func (k *Key) Modulus() *bigmod.Modulus { return k.modulus }
 
 // Set is an immutable set of verification keys, indexed by kid.
 type Set struct {
@@ -191,5 +200,9 @@ func parseKey(raw json.RawMessage) (*Key, string) {
 	if pub.E < 3 || pub.E%2 == 0 {
 		return nil, fmt.Sprintf("kid %q: invalid RSA exponent %d", kid, pub.E)
 	}
-	return &Key{ID: kid, Algorithm: probe.Alg, Public: &pub}, ""
+	m, err := bigmod.NewModulus(pub.N.Bytes())
+	if err != nil {
+		return nil, fmt.Sprintf("kid %q: invalid RSA modulus: %v", kid, err)
+	}
+	return &Key{ID: kid, Algorithm: probe.Alg, Public: &pub, modulus: m}, ""
 }
