@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -23,11 +24,15 @@ var loads atomic.Int64
 // makes concurrent runs wait for each other instead.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if f, err := os.OpenFile(filepath.Join(os.TempDir(), "caddy-cognito-caddytest.lock"), os.O_CREATE|os.O_RDWR, 0o600); err == nil {
-		// Released when the process exits.
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "caddy-cognito-caddytest.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err == nil {
+		// Held until the process exits.
+		_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
 	}
 	code := m.Run()
+	// Keep the lock's file open (a collected *os.File closes its descriptor
+	// and so releases the lock) until the end.
+	runtime.KeepAlive(lock)
 	if code == 0 && !testing.Short() && flag.Lookup("test.run").Value.String() == "" && loads.Load() == 0 {
 		fmt.Fprintln(os.Stderr, "FAIL: no integration test could start Caddy (is localhost:2999 or :9080 in use?)")
 		code = 1

@@ -233,10 +233,26 @@ func TestIntegrationSSMFailuresKeepLastKeys(t *testing.T) {
 		e.ssm.ClearFaults()
 	}
 
+	// The parameter is overwritten with garbage (a new version): a failed
+	// fetch, and the last good keys stay in service.
+	before := max(errorsSoFar(), 0)
+	e.ssm.Put(e.param, "<html>not a key set</html>")
+	deadline := time.Now().Add(20 * time.Second)
+	for errorsSoFar() <= before {
+		if time.Now().After(deadline) {
+			t.Fatal("garbage: no failed fetch observed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.expectOK(e.token())
+	if got := e.metric("caddy_cognito_jwks_keys", src); got != 1 {
+		t.Fatalf("garbage: keys in service = %v, want 1", got)
+	}
+
 	// Service is back: a rotation is picked up by the refresh.
 	e.ssm.Put(e.param, string(jwttest.JWKS(sharedKey, rotatedKey)))
 	rotated := e.signedBy(rotatedKey, "")
-	deadline := time.Now().Add(15 * time.Second)
+	deadline = time.Now().Add(15 * time.Second)
 	for e.do("GET", "/", "Authorization", "Bearer "+rotated).status != 200 {
 		if time.Now().After(deadline) {
 			t.Fatal("rotation not picked up by the refresh after the failures")
