@@ -72,8 +72,11 @@ func parseAuthorization(v string) (string, *Error) {
 			return "", errMalformedBearer
 		}
 	}
-	if strings.ContainsAny(tok, " \t\r\n,") {
-		return "", errMalformedBearer
+	for i := 0; i < len(tok); i++ {
+		switch tok[i] {
+		case ' ', '\t', '\r', '\n', ',':
+			return "", errMalformedBearer
+		}
 	}
 	return tok, nil
 }
