@@ -240,11 +240,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	if h.StripAuthorization {
-		if h.TokenSource.From == config.SourceHeader {
-			r.Header.Del(h.TokenSource.Name)
-		} else {
-			r.Header.Del("Authorization")
-		}
+		stripCredential(r, *h.TokenSource)
 	}
 	if repl != nil {
 		setIdentityPlaceholders(repl, claims)
@@ -388,6 +384,37 @@ var headerFold = func() (t [128]byte) {
 }()
 
 const identityPrefix = "x-cognito-"
+
+// stripCredential removes the verified credential from the request, from
+// wherever it came: the header, the cookie (other cookies stay), or the
+// query parameter (other parameters stay). With a cookie or query source,
+// an Authorization header goes too.
+func stripCredential(r *http.Request, src config.TokenSource) {
+	switch src.From {
+	case config.SourceHeader:
+		r.Header.Del(src.Name)
+		return
+	case config.SourceCookie:
+		var kept []string
+		for _, line := range r.Header.Values("Cookie") {
+			for _, part := range strings.Split(line, ";") {
+				name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+				if name != src.Name && strings.TrimSpace(part) != "" {
+					kept = append(kept, strings.TrimSpace(part))
+				}
+			}
+		}
+		r.Header.Del("Cookie")
+		if len(kept) > 0 {
+			r.Header.Set("Cookie", strings.Join(kept, "; "))
+		}
+	case config.SourceQuery:
+		q := r.URL.Query()
+		q.Del(src.Name)
+		r.URL.RawQuery = q.Encode()
+	}
+	r.Header.Del("Authorization")
+}
 
 func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&

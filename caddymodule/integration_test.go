@@ -29,9 +29,10 @@ const (
 // backend records the headers of the last request it served.
 type backend struct {
 	*httptest.Server
-	mu   sync.Mutex
-	last http.Header
-	n    int
+	mu        sync.Mutex
+	last      http.Header
+	lastQuery string
+	n         int
 }
 
 func newBackend(t *testing.T) *backend {
@@ -39,6 +40,7 @@ func newBackend(t *testing.T) *backend {
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
 		b.last = r.Header.Clone()
+		b.lastQuery = r.URL.RawQuery
 		b.n++
 		b.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -487,5 +489,36 @@ func TestIntegrationMetrics(t *testing.T) {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// strip_authorization removes the credential wherever the token came from:
+// a cookie or a query parameter must not reach the backend either, while
+// the request's other cookies and parameters do.
+func TestIntegrationStripCredentialFromCookieAndQuery(t *testing.T) {
+	e := newEnv(t)
+	e.load(fmt.Sprintf(`
+	route /c/* {
+		%s
+		reverse_proxy %s
+	}
+	route /q/* {
+		%s
+		reverse_proxy %s
+	}`, e.authBlock("token_source cookie session", "strip_authorization"), e.backend.URL,
+		e.authBlock("token_source query access_token", "strip_authorization"), e.backend.URL))
+
+	tok := e.token()
+	e.expect(e.do("GET", "/c/x", "Cookie", "theme=dark; session="+tok+"; lang=en"), 200, "", "")
+	h, _ := e.backend.lastHeaders()
+	if c := h.Get("Cookie"); strings.Contains(c, tok) || !strings.Contains(c, "theme=dark") || !strings.Contains(c, "lang=en") {
+		t.Errorf("backend Cookie %q: want the other cookies without the session", c)
+	}
+	e.expect(e.do("GET", "/q/x?page=2&access_token="+tok), 200, "", "")
+	e.backend.mu.Lock()
+	q := e.backend.lastQuery
+	e.backend.mu.Unlock()
+	if strings.Contains(q, tok) || q != "page=2" {
+		t.Errorf("backend query %q, want page=2 only", q)
 	}
 }
