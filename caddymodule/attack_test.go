@@ -633,6 +633,7 @@ func (f *attackFixture) loadWithServerOptions(opts, siteBody string) {
 	http_port %d
 	auto_https off
 	grace_period 1ns
+	%s
 	servers {
 		%s
 	}
@@ -640,7 +641,7 @@ func (f *attackFixture) loadWithServerOptions(opts, siteBody string) {
 :%d {
 %s
 }
-`, sitePort, opts, sitePort, siteBody), "caddyfile")
+`, sitePort, quietLog, opts, sitePort, siteBody), "caddyfile")
 	if e.t.Failed() {
 		e.t.FailNow()
 	}

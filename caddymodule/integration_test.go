@@ -96,11 +96,12 @@ func (e *env) load(siteBody string) {
 	http_port %d
 	auto_https off
 	grace_period 1ns
+	%s
 }
 :%d {
 %s
 }
-`, sitePort, sitePort, siteBody)
+`, sitePort, quietLog, sitePort, siteBody)
 	e.tester.InitServer(cfg, "caddyfile")
 	if e.t.Failed() {
 		e.t.FailNow()
@@ -375,6 +376,7 @@ func TestIntegrationHandleErrorsRestyles(t *testing.T) {
 	admin localhost:2999
 	http_port %d
 	auto_https off
+	%s
 }
 :%d {
 	route {
@@ -385,7 +387,7 @@ func TestIntegrationHandleErrorsRestyles(t *testing.T) {
 		respond "denied: {http.auth.cognito.error} / {http.auth.cognito.reason} / {http.error.status_code}"
 	}
 }
-`, sitePort, sitePort, e.authBlock())
+`, sitePort, quietLog, sitePort, e.authBlock())
 	e.tester.InitServer(cfg, "caddyfile")
 	r := e.do("GET", "/", "Authorization", "Bearer "+e.token("exp", time.Now().Unix()-5))
 	e.expect(r, 401, `Bearer error="invalid_token", error_description="token is expired"`, "denied: invalid_token / expired / 401")

@@ -88,6 +88,7 @@ func goroutineSummary() string {
 // after Shutdown began. No handler sees those requests.
 type loadGenerator struct {
 	stop          chan struct{}
+	stopOnce      sync.Once
 	wg            sync.WaitGroup
 	ok, failed    atomic.Int64
 	dropped       atomic.Int64 // unanswered attempts, resent
@@ -99,6 +100,9 @@ type loadGenerator struct {
 
 func startLoad(t *testing.T, workers int, path string, tokens ...string) *loadGenerator {
 	g := &loadGenerator{stop: make(chan struct{}), bodies: map[string]int{}, client: newLoadClient(t)}
+	// A test that stops early (t.Fatal in a reload) must not leave its
+	// clients running into the next test's config.
+	t.Cleanup(g.finish)
 	for w := range workers {
 		g.wg.Add(1)
 		go func() {
@@ -147,8 +151,9 @@ func (g *loadGenerator) served(body string) int {
 	return g.bodies[body]
 }
 
+// finish stops the clients and waits for them; it may be called again.
 func (g *loadGenerator) finish() {
-	close(g.stop)
+	g.stopOnce.Do(func() { close(g.stop) })
 	g.wg.Wait()
 	g.client.CloseIdleConnections()
 }
