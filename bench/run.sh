@@ -24,12 +24,22 @@
 # machine at the same moment, which makes the ratio stable on a shared or
 # busy machine where back-to-back runs drift by ±10 %.
 #
+# Then (RATE_PCT, default 25) a fixed-rate phase measures added latency the
+# way a service sees it: `benchenv rate` sends A, B and C the same requests
+# at one constant rate, RATE_PCT % of what plain A reached above (on 2 cores
+# the generator shares its core with the backend, and 25 % keeps that core
+# below half busy), so nothing is saturated and p99 is latency rather than the queue a closed-loop wrk
+# builds at full load (there, p99 only restates the throughput ratio). It is
+# an open-model generator: requests are due on schedule whether or not
+# earlier ones were answered, and latency runs from the due time, so a
+# server that falls behind cannot hide it (no coordinated omission).
+#
 # Everything listens on 127.0.0.1 only; every process it starts is stopped on
 # exit (also on Ctrl-C), and every wrk run is time-bounded, so the script
 # ends by itself.
 #
 # Requires: go, wrk, curl, taskset (apt-get install -y wrk).
-# See docs/performance.md for the figures and how to read them.
+# README.md (Performance) has the latest figures and how to read them.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +58,7 @@ JWKS_PORT=${JWKS_PORT:-9301}
 BACKEND_PORT=${BACKEND_PORT:-9302}
 REF_HEADERS=${REF_HEADERS:-0}    # 1: add config H
 PAIRED=${PAIRED:-0}              # 1: add the paired runs
+RATE_PCT=${RATE_PCT:-25}         # fixed-rate latency phase at this % of A's req/s (0: skip it)
 NICE=${NICE:-0}                  # e.g. -15 (root): favour the benchmark's processes on a shared machine
 QUIET_MAX_WAIT=${QUIET_MAX_WAIT:-120} # s to wait, before each run, for a machine without CPU contention (0: never)
 QUIET_PSI=${QUIET_PSI:-10}       # quiet: CPU pressure (/proc/pressure/cpu "some" avg10) below this %
@@ -299,6 +310,35 @@ if [[ $PAIRED == 1 ]]; then
 	done
 fi
 
+# --- fixed-rate latency --------------------------------------------------------
+# run_rate ROUND LABEL RATE: one fixed-rate run on a fresh Caddy.
+run_rate() {
+	local round=$1 label=$2 rate=$3 pid res
+	start_caddy "$(config_of "$label")" "$CADDY_PORT"
+	pid=$CADDY_PID
+	check "$label" "$CADDY_PORT"
+	wait_quiet
+	wrk_run "$WARMUP" "$CADDY_PORT" "$WORK/tokens-reused.txt" >/dev/null
+	res=$(timeout $((DURATION + 60)) nice -n "$NICE" taskset -c "$LOAD_CPU" "$WORK/benchenv" rate \
+		-addr "$HOST:$CADDY_PORT" -tokens "$(tokens_of "$label")" -rate "$rate" -d "${DURATION}s" | grep '^RATE')
+	stop_caddy "$pid"
+	echo "rate=$round config=$label $res" >>"$RESULTS"
+	log "  rate round $round $label: $(field offered "$res") req/s offered, $(field achieved "$res") sent; p50 $(field p50_us "$res") µs, p99 $(field p99_us "$res") µs, max $(field max_us "$res") µs; $(field failed "$res") not 200"
+}
+
+if ((RATE_PCT > 0)); then
+	rate=$(awk -v pct="$RATE_PCT" '
+		$1 ~ /^round=/ && $2 == "config=A" { split($4, kv, "="); a[++n] = kv[2] }
+		END { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		      m = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2; printf "%d", m * pct / 100 }' "$RESULTS")
+	log "== $ROUNDS fixed-rate rounds of $LABELS at $rate req/s ($RATE_PCT % of A's median), benchenv rate on CPU $LOAD_CPU"
+	for round in $(seq "$ROUNDS"); do
+		for label in $LABELS; do
+			run_rate "$round" "$label" "$rate"
+		done
+	done
+fi
+
 # --- summary -----------------------------------------------------------------
 awk -v nnew="$N_NEW" -v labels="$LABELS" '
 function median(a, n,   i, j, t, s) {
@@ -309,6 +349,12 @@ function median(a, n,   i, j, t, s) {
 {
 	delete v
 	for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	if ("rate" in v) {
+		r = v["rate"]; c = v["config"]; offered = v["offered"]
+		rp50[c, r] = v["p50_us"]; rp99[c, r] = v["p99_us"]; rbad[c] += v["failed"]
+		if (r > nrate) nrate = r
+		next
+	}
 	if ("pair" in v) {
 		k = v["x"] v["y"]; np[k]++
 		pr[k, np[k]] = v["cpu_x"] / v["cpu_y"]; pbad[k] += v["bad"]
@@ -340,6 +386,17 @@ END {
 		printf "    per round:"
 		for (r = 1; r <= rounds; r++) printf " %.3f", q[r]
 		printf "\n"
+	}
+	if (nrate > 0) {
+		printf "\nfixed rate, %d req/s offered to each (median of %d rounds)\n", offered, nrate
+		printf "%-36s %9s %9s %14s\n", "config", "p50 ms", "p99 ms", "p99 added ms"
+		for (k = 1; k <= nc; k++) {
+			c = cs[k]
+			for (r = 1; r <= nrate; r++) { x[r] = rp50[c, r]; y[r] = rp99[c, r]; d[r] = rp99[c, r] - rp99["A", r] }
+			printf "%-36s %9.3f %9.3f %14s%s\n", names[c], median(x, nrate) / 1000, median(y, nrate) / 1000,
+				c == "A" ? "" : sprintf("%+.3f", median(d, nrate) / 1000), c == "B" ? "   [target <= 0.2 ms]" : ""
+			if (rbad[c] > 0) printf "WARNING: %s: %d requests not answered 200 at the fixed rate\n", names[c], rbad[c]
+		}
 	}
 	for (k in np) {
 		for (i = 1; i <= np[k]; i++) t[i] = pr[k, i]

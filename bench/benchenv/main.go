@@ -1,12 +1,15 @@
 // Command benchenv is the load benchmark's helper (see bench/run.sh and
-// docs/performance.md). It has two jobs:
+// README.md, Performance). It has three jobs:
 //
 //	benchenv tokens -key K -n N -out FILE [-iss ISS -aud AUD -kid KID -ttl D]
 //	    makes (or reuses) an RSA-2048 key and writes N distinct, validly
 //	    signed Cognito-like access tokens, one per line;
 //	benchenv serve -key K -jwks 127.0.0.1:P1 -backend 127.0.0.1:P2
 //	    serves the key's JWKS on P1 and a tiny backend (200 "ok") on P2
-//	    until interrupted.
+//	    until interrupted;
+//	benchenv rate -addr 127.0.0.1:P -tokens FILE -rate R -d D
+//	    sends R requests per second for D at a constant rate and prints the
+//	    latency percentiles (see rate.go).
 //
 // It listens on loopback addresses only.
 package main
@@ -45,6 +48,8 @@ func main() {
 		err = tokens(os.Args[2:])
 	case "serve":
 		err = serve(os.Args[2:])
+	case "rate":
+		err = rate(os.Args[2:])
 	default:
 		usage()
 	}
@@ -55,7 +60,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchenv tokens -key K -n N -out FILE | benchenv serve -key K -jwks ADDR -backend ADDR")
+	fmt.Fprintln(os.Stderr, "usage: benchenv tokens -key K -n N -out FILE | benchenv serve -key K -jwks ADDR -backend ADDR | benchenv rate -addr ADDR -tokens FILE -rate R -d D")
 	os.Exit(2)
 }
 
