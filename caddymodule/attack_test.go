@@ -642,6 +642,7 @@ func (f *attackFixture) loadWithServerOptions(opts, siteBody string) {
 %s
 }
 `, sitePort, quietLog, opts, sitePort, siteBody), "caddyfile")
+	adminSettle()
 	if e.t.Failed() {
 		e.t.FailNow()
 	}

@@ -102,6 +102,7 @@ const quietLog = `log {
 func (e *env) loadWithGlobals(globals, siteBody string) {
 	e.t.Helper()
 	e.tester.InitServer(caddyConfig(globals, siteBody), "caddyfile")
+	adminSettle()
 	if e.t.Failed() {
 		e.t.FailNow()
 	}

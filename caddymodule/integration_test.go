@@ -103,11 +103,18 @@ func (e *env) load(siteBody string) {
 }
 `, sitePort, quietLog, sitePort, siteBody)
 	e.tester.InitServer(cfg, "caddyfile")
+	adminSettle()
 	if e.t.Failed() {
 		e.t.FailNow()
 	}
 	loads.Add(1)
 }
+
+// adminSettle waits out the admin hand-over that follows every load: Caddy
+// starts a new admin listener and closes the old one in the background, and
+// caddytest's next request to the admin API (it has no retry) could land on
+// the closing socket and fail the test for nothing.
+func adminSettle() { time.Sleep(20 * time.Millisecond) }
 
 // authBlock is a cognito_auth block for this env with extra lines.
 func (e *env) authBlock(extra ...string) string {
@@ -389,6 +396,7 @@ func TestIntegrationHandleErrorsRestyles(t *testing.T) {
 }
 `, sitePort, quietLog, sitePort, e.authBlock())
 	e.tester.InitServer(cfg, "caddyfile")
+	adminSettle()
 	r := e.do("GET", "/", "Authorization", "Bearer "+e.token("exp", time.Now().Unix()-5))
 	e.expect(r, 401, `Bearer error="invalid_token", error_description="token is expired"`, "denied: invalid_token / expired / 401")
 	e.expect(e.do("GET", "/"), 401, "Bearer", "denied: missing / missing / 401")
