@@ -623,30 +623,10 @@ func TestAttackCorpus(t *testing.T) {
 	}
 }
 
-// loadWithServerOptions is e.load with options for the site's server
-// (e.load's global block has no room for them).
+// loadWithServerOptions is e.load with options for the site's server.
 func (f *attackFixture) loadWithServerOptions(opts, siteBody string) {
-	e := f.e
-	e.t.Helper()
-	e.tester.InitServer(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	auto_https off
-	grace_period 1ns
-	%s
-	servers {
-		%s
-	}
-}
-:%d {
-%s
-}
-`, sitePort, quietLog, opts, sitePort, siteBody), "caddyfile")
-	adminSettle()
-	if e.t.Failed() {
-		e.t.FailNow()
-	}
-	loads.Add(1)
+	f.e.t.Helper()
+	f.e.loadWithGlobals(fmt.Sprintf("grace_period 1ns\n\tservers {\n\t\t%s\n\t}", opts), siteBody)
 }
 
 func (f *attackFixture) runCase(t *testing.T, tc attackCase) {

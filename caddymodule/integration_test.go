@@ -91,23 +91,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) load(siteBody string) {
 	e.t.Helper()
-	cfg := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	auto_https off
-	grace_period 1ns
-	%s
-}
-:%d {
-%s
-}
-`, sitePort, quietLog, sitePort, siteBody)
-	e.tester.InitServer(cfg, "caddyfile")
-	adminSettle()
-	if e.t.Failed() {
-		e.t.FailNow()
-	}
-	loads.Add(1)
+	e.loadWithGlobals("grace_period 1ns", siteBody)
 }
 
 // adminSettle waits out the admin hand-over that follows every load: Caddy
@@ -379,24 +363,14 @@ func TestIntegrationPlaceholdersAndStripAuthorization(t *testing.T) {
 
 func TestIntegrationHandleErrorsRestyles(t *testing.T) {
 	e := newEnv(t)
-	cfg := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	auto_https off
-	%s
-}
-:%d {
+	e.loadWithGlobals("", fmt.Sprintf(`
 	route {
 		%s
 		respond "hello"
 	}
 	handle_errors {
 		respond "denied: {http.auth.cognito.error} / {http.auth.cognito.reason} / {http.error.status_code}"
-	}
-}
-`, sitePort, quietLog, sitePort, e.authBlock())
-	e.tester.InitServer(cfg, "caddyfile")
-	adminSettle()
+	}`, e.authBlock()))
 	r := e.do("GET", "/", "Authorization", "Bearer "+e.token("exp", time.Now().Unix()-5))
 	e.expect(r, 401, `Bearer error="invalid_token", error_description="token is expired"`, "denied: invalid_token / expired / 401")
 	e.expect(e.do("GET", "/"), 401, "Bearer", "denied: missing / missing / 401")
