@@ -15,14 +15,16 @@ import (
 func ExtractToken(r *http.Request, src config.TokenSource) (string, *Error) {
 	switch src.From {
 	case config.SourceCookie:
+		// eachCookie reads cookies as r.Cookies() does, and StripToken
+		// strips with it too (credential.go).
 		var tok string
 		n := 0
-		for _, c := range r.Cookies() {
-			if c.Name == src.Name {
-				tok = c.Value
+		eachCookie(r.Header["Cookie"], func(_, name, value string, valid bool) {
+			if valid && name == src.Name {
+				tok = value
 				n++
 			}
-		}
+		})
 		if n > 1 {
 			return "", errMultipleTokens
 		}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -632,6 +633,26 @@ func FuzzExtractToken(f *testing.F) {
 			}
 		}
 
+		// Stripping leaves no cookie net/http reads as "tok", and every
+		// other cookie.
+		var others []string
+		for _, c := range r.Cookies() {
+			if c.Name != "tok" {
+				others = append(others, c.Name+"="+c.Value)
+			}
+		}
+		StripToken(r, config.TokenSource{From: config.SourceCookie, Name: "tok"})
+		var after []string
+		for _, c := range r.Cookies() {
+			if c.Name == "tok" {
+				t.Fatalf("cookie %q survived stripping (Cookie %q)", c.Value, cookie)
+			}
+			after = append(after, c.Name+"="+c.Value)
+		}
+		if strings.Count(cookie, ";") < maxCookies && strings.Join(after, "|") != strings.Join(others, "|") {
+			t.Fatalf("stripping changed the other cookies: %q → %q", others, after)
+		}
+
 		// Query source.
 		r = httptest.NewRequest(http.MethodGet, "/", nil)
 		r.URL.RawQuery = query
@@ -640,6 +661,17 @@ func FuzzExtractToken(f *testing.F) {
 			checkExtractDenial(t, err)
 		} else if got := r.URL.Query()["access_token"]; len(got) != 1 || got[0] != tok || tok == "" {
 			t.Fatalf("query token %q from %q", tok, got)
+		}
+		// Stripping leaves no parameter net/url reads as access_token,
+		// and keeps every other segment as it was.
+		StripToken(r, config.TokenSource{From: config.SourceQuery, Name: "access_token"})
+		if q, _ := url.ParseQuery(r.URL.RawQuery); len(q["access_token"]) != 0 {
+			t.Fatalf("query parameter survived stripping: %q → %q", query, r.URL.RawQuery)
+		}
+		for _, seg := range strings.Split(r.URL.RawQuery, "&") {
+			if seg != "" && !strings.Contains("&"+query+"&", "&"+seg+"&") {
+				t.Fatalf("stripping invented segment %q of %q", seg, query)
+			}
 		}
 	})
 }

@@ -148,7 +148,7 @@ func attackCases() []attackCase {
 		}
 	}
 
-	return []attackCase{
+	cases := []attackCase{
 		// Controls: the setup lets a real token through, so every denial
 		// below is the handler's doing.
 		{name: "control: valid access token", mint: signed(func(f *attackFixture) string { return f.token() }), status: 200},
@@ -545,6 +545,9 @@ func attackCases() []attackCase {
 			}
 		}},
 	}
+	// What the backend believes: hop-by-hop, placeholders, error routes,
+	// cookie spellings, trailers, whitespace values (attack_identity_test.go).
+	return append(cases, identityAttackCases()...)
 }
 
 // TestAttackCorpus runs the corpus through a real Caddy, twice:
@@ -585,6 +588,7 @@ func TestAttackCorpus(t *testing.T) {
 		reverse_proxy %[2]s {
 			header_up X-Claim-Email {http.auth.user.claims.email}
 			header_up X-Claim-User {http.auth.user.username}
+			header_up X-Claim-Missing "[{http.auth.user.claims.custom:no_such_claim}]"
 		}
 	}
 	route /scoped/* {
@@ -594,9 +598,18 @@ func TestAttackCorpus(t *testing.T) {
 	route /grouped/* {
 		%[4]s
 		reverse_proxy %[2]s
+	}
+	route /cookie/* {
+		%[5]s
+		reverse_proxy %[2]s
+	}
+	# A proxying error route: denials must still never reach the backend.
+	handle_errors {
+		reverse_proxy %[2]s
 	}`,
 				f.authBlock("token_use access", "header email X-User-Email"), e.backend.URL,
-				f.authBlock("scopes order/post.order"), f.authBlock("groups ops"))
+				f.authBlock("scopes order/post.order"), f.authBlock("groups ops"),
+				f.authBlock("token_source cookie token", "strip_authorization", "header email X-User-Email"))
 			if mode.servers == "" {
 				e.load(site)
 			} else {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -59,8 +60,13 @@ func init() {
 // `{http.auth.user.claims.*}` | any claim, e.g. `{http.auth.user.claims.email}`, rendered like the headers
 //
 // Inbound headers that could pose as identity — every X-Cognito-* and every
-// configured claim header, in any case and with '_' for '-' — are removed
-// from every request before anything else happens, token or not.
+// configured claim header, in any case and with '_' or '.' for '-' — are
+// removed from every request before anything else happens, token or not,
+// and so are Connection tokens and request trailers naming them. Every
+// `{http.auth.user.claims.*}` key resolves, to empty when the claim is
+// absent or its value is not forwardable. Denials go to `handle_errors`
+// only if those routes cannot proxy the request (no reverse_proxy,
+// php_fastcgi, forward_auth); otherwise the handler answers them itself.
 type Handler struct {
 	config.Authorizer
 
@@ -83,10 +89,12 @@ type Handler struct {
 	keys    *sharedKeys
 	poolKey string
 	rules   []config.HeaderRule
-	strip   map[string]bool // normalized configured claim header names
+	ids     *config.IdentityHeaders // what an identity header is, for this handler
 	metrics *metrics
 	logger  *zap.Logger
 	denyLog *zap.Logger
+
+	errRoutes *sync.Map // *caddyhttp.Server → bool: may denials go to its error routes (errorroutes.go)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -147,10 +155,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("cognito_auth: %w", err)
 	}
 	h.rules = h.Authorizer.HeaderRules()
-	h.strip = map[string]bool{}
-	for _, r := range h.rules {
-		h.strip[config.NormalizeHeaderName(r.Header)] = true
-	}
+	h.ids = identityHeaders(h.rules)
+	h.errRoutes = new(sync.Map)
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("cognito_auth: metrics: %w", err)
 	}
@@ -202,7 +208,7 @@ func (h *Handler) Cleanup() error {
 // client id and token_use placeholders get interface values made once per
 // cached set of claims.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	h.stripIdentityHeaders(r.Header)
+	h.stripIdentity(r)
 	if h.AllowPreflight && isPreflight(r) {
 		return next.ServeHTTP(w, r)
 	}
@@ -229,7 +235,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for _, rule := range h.rules {
 		for _, name := range rule.Claims {
 			if v, ok := claims.Get(name); ok {
-				if validHeaderValue(v) {
+				if config.ForwardableValue(v) {
 					// = r.Header.Set(rule.Header, v): rule.Header is canonical.
 					vals[n] = v
 					r.Header[rule.Header] = vals[n : n+1 : n+1]
@@ -240,7 +246,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	if h.StripAuthorization {
-		stripCredential(r, *h.TokenSource)
+		authz.StripToken(r, *h.TokenSource)
 	}
 	if repl != nil {
 		setIdentityPlaceholders(repl, claims)
@@ -251,9 +257,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // Placeholder prefix under which every claim is available.
 const claimPlaceholderPrefix = "http.auth.user.claims."
 
-// setIdentityPlaceholders sets the identity placeholders. A value with
-// control characters becomes empty, as an absent claim's header is: a
-// placeholder can end up in a header too (header_up).
+// setIdentityPlaceholders sets the identity placeholders. A value that is
+// not forwardable (control characters, edge whitespace) becomes empty, as
+// an absent claim's header is: a placeholder can end up in a header too
+// (header_up). Every key under the claims prefix resolves — to empty for
+// an absent claim — so that `header_up X-Email {http.auth.user.claims.email}`
+// never forwards its own text.
 func setIdentityPlaceholders(repl *caddy.Replacer, c *authz.Claims) {
 	id, username, clientID, tokenUse := c.PlaceholderValues()
 	repl.Set("http.auth.user.id", safePlaceholder(id))
@@ -265,17 +274,25 @@ func setIdentityPlaceholders(repl *caddy.Replacer, c *authz.Claims) {
 		if !ok {
 			return nil, false
 		}
-		v, ok := c.Get(name)
-		if ok && !validHeaderValue(v) {
-			return "", true
+		if v, ok := c.Get(name); ok && config.ForwardableValue(v) {
+			return v, true
 		}
-		return v, ok
+		return "", true
 	})
 }
 
-// safePlaceholder is v, or "" if v is a string with control characters.
+// noClaimPlaceholders resolves every claim placeholder to empty on a
+// denial, so that error routes never see their text either.
+func noClaimPlaceholders(key string) (any, bool) {
+	if strings.HasPrefix(key, claimPlaceholderPrefix) {
+		return "", true
+	}
+	return nil, false
+}
+
+// safePlaceholder is v, or "" if v is a string that is not forwardable.
 func safePlaceholder(v any) any {
-	if s, ok := v.(string); ok && !validHeaderValue(s) {
+	if s, ok := v.(string); ok && !config.ForwardableValue(s) {
 		return ""
 	}
 	return v
@@ -313,8 +330,9 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 		repl.Set("http.auth.cognito.error", e.Kind.String())
 		repl.Set("http.auth.cognito.error_description", e.Description)
 		repl.Set("http.auth.cognito.reason", e.Reason)
+		repl.Map(noClaimPlaceholders)
 	}
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && h.errorRoutesSafe(srv) {
 		return caddyhttp.Error(e.Kind.Status(), e)
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -324,112 +342,9 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 	return nil
 }
 
-// stripIdentityHeaders removes every inbound header a client could use to
-// pose as someone: X-Cognito-* and the configured claim headers, compared
-// case-insensitively and with '_' read as '-' (some backends fold them).
-func (h *Handler) stripIdentityHeaders(hdr http.Header) {
-	for name := range hdr {
-		if h.isIdentityHeader(name) {
-			delete(hdr, name)
-		}
-	}
-}
-
-// isIdentityHeader reports whether config.NormalizeHeaderName(name) starts
-// with "x-cognito-" or is a configured claim header, without allocating
-// for ASCII names: it folds byte by byte with a table made from
-// config.NormalizeHeaderName itself, and leaves any other name to it.
-func (h *Handler) isIdentityHeader(name string) bool {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c >= 0x80 || headerFold[c] == 0 {
-			n := config.NormalizeHeaderName(name)
-			return strings.HasPrefix(n, identityPrefix) || h.strip[n]
-		}
-	}
-	if len(name) >= len(identityPrefix) {
-		match := true
-		for i := 0; i < len(identityPrefix); i++ {
-			if headerFold[name[i]] != identityPrefix[i] {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
-		}
-	}
-	if len(h.strip) == 0 {
-		return false
-	}
-	var buf [128]byte
-	if len(name) > len(buf) {
-		return h.strip[config.NormalizeHeaderName(name)]
-	}
-	b := buf[:len(name)]
-	for i := 0; i < len(name); i++ {
-		b[i] = headerFold[name[i]]
-	}
-	return h.strip[string(b)]
-}
-
-// headerFold[c] is config.NormalizeHeaderName of the ASCII byte c, or 0 if
-// that is not a single byte (or c is NUL): such names take the slow path.
-var headerFold = func() (t [128]byte) {
-	for c := 1; c < 128; c++ {
-		if n := config.NormalizeHeaderName(string(rune(c))); len(n) == 1 {
-			t[c] = n[0]
-		}
-	}
-	return t
-}()
-
-const identityPrefix = "x-cognito-"
-
-// stripCredential removes the verified credential from the request, from
-// wherever it came: the header, the cookie (other cookies stay), or the
-// query parameter (other parameters stay). With a cookie or query source,
-// an Authorization header goes too.
-func stripCredential(r *http.Request, src config.TokenSource) {
-	switch src.From {
-	case config.SourceHeader:
-		r.Header.Del(src.Name)
-		return
-	case config.SourceCookie:
-		var kept []string
-		for _, line := range r.Header.Values("Cookie") {
-			for _, part := range strings.Split(line, ";") {
-				name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-				if name != src.Name && strings.TrimSpace(part) != "" {
-					kept = append(kept, strings.TrimSpace(part))
-				}
-			}
-		}
-		r.Header.Del("Cookie")
-		if len(kept) > 0 {
-			r.Header.Set("Cookie", strings.Join(kept, "; "))
-		}
-	case config.SourceQuery:
-		q := r.URL.Query()
-		q.Del(src.Name)
-		r.URL.RawQuery = q.Encode()
-	}
-	r.Header.Del("Authorization")
-}
-
 func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
 		r.Header.Get("Access-Control-Request-Method") != ""
-}
-
-// validHeaderValue refuses control characters: a claim must not be able to
-// split or smuggle headers.
-func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // Interface guards

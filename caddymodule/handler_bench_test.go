@@ -49,10 +49,7 @@ func newBenchHandler(b *testing.B, cfg config.Authorizer) (*Handler, *jwttest.Ke
 		b.Fatal(err)
 	}
 	h.rules = h.Authorizer.HeaderRules()
-	h.strip = map[string]bool{}
-	for _, r := range h.rules {
-		h.strip[config.NormalizeHeaderName(r.Header)] = true
-	}
+	h.ids = identityHeaders(h.rules)
 	if h.metrics, err = newMetrics(nil); err != nil {
 		b.Fatal(err)
 	}

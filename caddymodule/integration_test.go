@@ -26,21 +26,28 @@ const (
 	testClient = "6vo4qadm0jp3e8kkk0c2d2l8im"
 )
 
-// backend records the headers of the last request it served.
+// backend records the last request it served: headers (cookies
+// included), query, body and trailers (read after the body, as net/http
+// fills them in only then).
 type backend struct {
 	*httptest.Server
-	mu        sync.Mutex
-	last      http.Header
-	lastQuery string
-	n         int
+	mu          sync.Mutex
+	last        http.Header
+	lastQuery   string
+	lastBody    string
+	lastTrailer http.Header
+	n           int
 }
 
 func newBackend(t *testing.T) *backend {
 	b := &backend{}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
 		b.mu.Lock()
 		b.last = r.Header.Clone()
 		b.lastQuery = r.URL.RawQuery
+		b.lastBody = string(body)
+		b.lastTrailer = r.Trailer.Clone()
 		b.n++
 		b.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -54,6 +61,13 @@ func (b *backend) lastHeaders() (http.Header, int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.last, b.n
+}
+
+// lastRequest returns the query, body and trailers of the last request.
+func (b *backend) lastRequest() (query, body string, trailer http.Header) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastQuery, b.lastBody, b.lastTrailer
 }
 
 // env is one test setup: keys, a JWKS server, a backend and an issuer.
