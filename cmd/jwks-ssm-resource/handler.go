@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,16 @@ const (
 	PropPath       = "SSMParameterPath"
 )
 
+// The function's environment (set by template.yaml from the stack's
+// parameters) pins the one user pool it publishes: an event naming another
+// pool is refused, so whoever can invoke the function or edit a template
+// that uses it cannot make it publish other keys into the parameter the
+// sidecars trust.
+const (
+	EnvPoolID     = "COGNITO_USER_POOL_ID"
+	EnvPoolRegion = "COGNITO_USER_POOL_REGION"
+)
+
 // SSMAPI is the part of the SSM client the handler uses.
 type SSMAPI interface {
 	ssmsource.SyncAPI
@@ -47,6 +58,12 @@ type Handler struct {
 	SSM SSMAPI
 	// Region of the SSM client, for messages and the parameter ARN.
 	Region string
+	// PoolID is the only user pool whose keys this function publishes
+	// (EnvPoolID). Create and Update events for another pool are answered
+	// FAILED; without it every Create and Update is.
+	PoolID string
+	// PoolRegion, when set (EnvPoolRegion), must be PoolID's region.
+	PoolRegion string
 	// InitErr, when set, fails every request with it (the function could
 	// not be set up, e.g. no region); CloudFormation still gets an answer.
 	InitErr error
@@ -130,6 +147,13 @@ func ownsParameter(physicalID string) bool {
 // delivered, so that Lambda retries the invocation (the work is
 // idempotent) and CloudFormation gets another chance to hear from it.
 func (h *Handler) Handle(ctx context.Context, ev cfn.Event) error {
+	// The answer carries the parameter ARN and the account id: it goes to
+	// CloudFormation's pre-signed S3 URL or nowhere. An event whose answer
+	// could only go elsewhere is not CloudFormation's, and is not acted on.
+	if err := checkResponseURL(ev.ResponseURL); err != nil {
+		h.logf("%s %s refused: %v", ev.RequestType, ev.LogicalResourceID, err)
+		return err
+	}
 	resp := cfn.NewResponse(&ev)
 	start := time.Now()
 	physicalID, data, err := h.run(ctx, ev)
@@ -223,6 +247,9 @@ func (h *Handler) publish(ctx context.Context, ev cfn.Event) (string, map[string
 	if err != nil {
 		return "", nil, err
 	}
+	if err := h.checkPool(p); err != nil {
+		return "", nil, err
+	}
 	jwksURL, err := h.jwksURL(p.PoolID)
 	if err != nil {
 		return "", nil, err
@@ -269,6 +296,51 @@ func (h *Handler) delete(ctx context.Context, ev cfn.Event) (string, map[string]
 			Problem: "delete failed", Fix: "allow ssm:DeleteParameter on " + ssmsource.ParameterARN(h.Region, stackAccount(ev.StackID), id) + " to the function's role"}
 	}
 	return id, nil, nil
+}
+
+// checkPool refuses an event for a pool other than the function's own.
+// Delete is not checked: it only ever deletes the physical id's parameter,
+// which the function's role limits to the one parameter, and refusing it
+// would leave the stack unable to delete the resource.
+func (h *Handler) checkPool(p props) error {
+	if h.PoolID == "" {
+		return fmt.Errorf("the function's environment does not pin a user pool: set %s (template.yaml sets it from the CognitoUserPoolId parameter)", EnvPoolID)
+	}
+	region, err := config.PoolRegion(h.PoolID)
+	if err != nil {
+		return fmt.Errorf("environment %s: %w", EnvPoolID, err)
+	}
+	if h.PoolRegion != "" && h.PoolRegion != region {
+		return fmt.Errorf("environment %s %q does not match the region of %s %q (%s)", EnvPoolRegion, h.PoolRegion, EnvPoolID, h.PoolID, region)
+	}
+	if p.PoolID != h.PoolID {
+		return fmt.Errorf("property %s %q: this function publishes only the keys of %s (%s in its environment); deploy another function for another pool",
+			PropPoolID, p.PoolID, h.PoolID, EnvPoolID)
+	}
+	return nil
+}
+
+// checkResponseURL accepts only what CloudFormation sends: an https URL on
+// an AWS host (the pre-signed S3 URLs are on *.amazonaws.com, or
+// *.amazonaws.com.cn in the China regions), on the default port, without
+// user information.
+func checkResponseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("ResponseURL is not a URL: %w", err)
+	}
+	host := strings.ToLower(u.Hostname())
+	switch {
+	case u.Scheme != "https":
+		return fmt.Errorf("ResponseURL %q: not https", u.Redacted())
+	case u.User != nil:
+		return fmt.Errorf("ResponseURL %q: has user information", u.Redacted())
+	case u.Port() != "" && u.Port() != "443":
+		return fmt.Errorf("ResponseURL %q: not the https port", u.Redacted())
+	case !strings.HasSuffix(host, ".amazonaws.com") && !strings.HasSuffix(host, ".amazonaws.com.cn"):
+		return fmt.Errorf("ResponseURL host %q: not an AWS pre-signed S3 host (*.amazonaws.com, *.amazonaws.com.cn)", host)
+	}
+	return nil
 }
 
 func (h *Handler) jwksURL(pool string) (string, error) {

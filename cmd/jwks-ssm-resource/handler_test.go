@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,9 +28,13 @@ const (
 	pathB   = "/rootski/v2/jwks.json"
 )
 
-// responder stands in for the pre-signed S3 URL CloudFormation waits on.
+// responder stands in for the pre-signed S3 URL CloudFormation waits on:
+// an HTTPS server reached under an S3 host name (the handler only answers
+// https URLs on *.amazonaws.com), through a client that dials it and
+// trusts its certificate.
 type responder struct {
-	URL string
+	URL    string
+	client *http.Client
 
 	mu      sync.Mutex
 	got     []cfn.Response
@@ -39,7 +44,7 @@ type responder struct {
 
 func newResponder(t *testing.T) *responder {
 	r := &responder{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -58,8 +63,22 @@ func newResponder(t *testing.T) *responder {
 		r.got = append(r.got, resp)
 	}))
 	t.Cleanup(srv.Close)
-	r.URL = srv.URL + "/cloudformation-custom-resource-response-uswest2/signed?X-Amz-Signature=x"
+	r.URL = "https://cloudformation-custom-resource-response-uswest2.s3-us-west-2.amazonaws.com/arn%3Aaws%3Acloudformation/signed?X-Amz-Signature=x"
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.ServerName = "example.com" // in httptest's certificate
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	r.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
 	return r
+}
+
+// count returns how many answers arrived (well-formed or not).
+func (r *responder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got) + len(r.badReqs)
 }
 
 // last returns the only answer received since the previous call.
@@ -99,8 +118,10 @@ func newEnv(t *testing.T) *env {
 	e := &env{ssm: ssmtest.New(t), resp: newResponder(t), a: keyA, b: keyB}
 	e.jwks = jwttest.NewServer(t, jwttest.JWKS(keyA))
 	e.h = &Handler{
-		SSM:    e.ssm.Client(),
-		Region: ssmtest.Region,
+		SSM:        e.ssm.Client(),
+		Region:     ssmtest.Region,
+		PoolID:     pool,
+		PoolRegion: "us-west-2",
 		JWKSURL: func(p string) (string, error) {
 			if p != pool {
 				t.Errorf("JWKS URL asked for pool %q", p)
@@ -109,6 +130,7 @@ func newEnv(t *testing.T) *env {
 		},
 		Logf:               t.Logf,
 		ResponseRetryDelay: time.Millisecond,
+		ResponseClient:     e.resp.client,
 	}
 	return e
 }
@@ -317,6 +339,26 @@ func TestFailuresAreAnswered(t *testing.T) {
 			wantReason: []string{"no AWS region"}, wantPhys: "req-create-0001",
 		},
 		{
+			name: "pool other than the function's", typ: cfn.RequestCreate,
+			props:      map[string]any{PropPoolID: "us-west-2_OtherPool", PropPath: pathA},
+			wantReason: []string{"us-west-2_OtherPool", pool, "environment"}, wantPhys: "req-create-0001",
+		},
+		{
+			name: "pool other than the function's, on update", typ: cfn.RequestUpdate, physical: pathA,
+			props:      map[string]any{PropPoolID: "eu-west-1_OtherPool", PropPath: pathA},
+			wantReason: []string{"eu-west-1_OtherPool", pool}, wantPhys: pathA,
+		},
+		{
+			name: "function's environment without a pool", typ: cfn.RequestCreate, props: propsFor(pathA),
+			setup:      func(e *env) { e.h.PoolID = "" },
+			wantReason: []string{EnvPoolID}, wantPhys: "req-create-0001",
+		},
+		{
+			name: "function's region does not match its pool", typ: cfn.RequestCreate, props: propsFor(pathA),
+			setup:      func(e *env) { e.h.PoolRegion = "eu-west-1" },
+			wantReason: []string{EnvPoolRegion, "eu-west-1", "us-west-2"}, wantPhys: "req-create-0001",
+		},
+		{
 			name: "unknown request type", typ: "Frobnicate", props: propsFor(pathA),
 			wantReason: []string{"Frobnicate"}, wantPhys: "req-frobnicate-0001",
 		},
@@ -462,3 +504,65 @@ func TestDefaultJWKSURL(t *testing.T) {
 }
 
 var _ ssmsource.SyncAPI = hangingSSM{}
+
+// A mismatching event is refused before anything is fetched or written.
+func TestForeignPoolWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.h.JWKSURL = func(p string) (string, error) {
+		t.Errorf("JWKS URL asked for pool %q", p)
+		return e.jwks.JWKSURL(), nil
+	}
+	resp := e.handle(t, e.event(cfn.RequestCreate, "", map[string]any{PropPoolID: "us-east-1_Attacker1", PropPath: pathA}, nil))
+	if resp.Status != cfn.StatusFailed {
+		t.Fatalf("%+v", resp)
+	}
+	if e.ssm.Calls(ssmtest.OpPut) != 0 || e.jwks.Hits() != 0 {
+		t.Fatalf("a foreign pool's event wrote %d parameters and fetched %d key sets", e.ssm.Calls(ssmtest.OpPut), e.jwks.Hits())
+	}
+}
+
+// The answer goes only to an https URL on an AWS pre-signed S3 host; any
+// other ResponseURL is refused before any work, and nothing is sent.
+func TestResponseURLMustBeAWS(t *testing.T) {
+	for _, u := range []string{
+		"http://cloudformation-custom-resource-response-uswest2.s3-us-west-2.amazonaws.com/x",
+		"https://attacker.example/x",
+		"https://amazonaws.com.attacker.example/x",
+		"https://s3.amazonaws.com.evil/x",
+		"https://evilamazonaws.com/x",
+		"https://amazonaws.com/x",
+		"https://user:pw@bucket.s3.amazonaws.com/x",
+		"https://bucket.s3.amazonaws.com:8443/x",
+		"https://169.254.169.254/latest/meta-data/",
+		"https://bucket.s3.amazonaws.com./x",
+		"file:///etc/passwd",
+		"",
+		"://bad",
+	} {
+		t.Run(u, func(t *testing.T) {
+			e := newEnv(t)
+			ev := e.event(cfn.RequestCreate, "", propsFor(pathA), nil)
+			ev.ResponseURL = u
+			err := e.h.Handle(context.Background(), ev)
+			if err == nil || !strings.Contains(err.Error(), "ResponseURL") {
+				t.Fatalf("Handle = %v, want a ResponseURL error", err)
+			}
+			if n := e.resp.count(); n != 0 {
+				t.Fatalf("%d answers sent", n)
+			}
+			if e.ssm.Calls(ssmtest.OpPut) != 0 || e.jwks.Hits() != 0 {
+				t.Fatal("work done for an event whose answer cannot be delivered")
+			}
+		})
+	}
+	for _, u := range []string{
+		"https://cloudformation-custom-resource-response-uswest2.s3-us-west-2.amazonaws.com/a?X-Amz-Signature=x",
+		"https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/a",
+		"https://bucket.s3.amazonaws.com:443/a",
+		"https://Bucket.S3.AmazonAWS.com/a",
+	} {
+		if err := checkResponseURL(u); err != nil {
+			t.Errorf("checkResponseURL(%q) = %v, want nil", u, err)
+		}
+	}
+}

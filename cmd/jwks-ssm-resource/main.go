@@ -19,6 +19,13 @@
 // that is already gone is success. Fn::GetAtt gives ParameterName,
 // ParameterArn, Version, KeyIds and JwksUrl.
 //
+// The function publishes only the pool its environment names
+// (COGNITO_USER_POOL_ID, COGNITO_USER_POOL_REGION, set by template.yaml):
+// Create and Update events for another pool are answered FAILED. It
+// answers only https ResponseURLs on *.amazonaws.com or *.amazonaws.com.cn
+// (CloudFormation's pre-signed S3 URLs); an event with any other
+// ResponseURL is not acted on.
+//
 // The function always answers CloudFormation (SUCCESS, or FAILED with a
 // reason), before its own deadline, even after a panic.
 //
@@ -32,6 +39,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -49,9 +57,10 @@ func main() {
 func newHandler() *Handler {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	pool, poolRegion := os.Getenv(EnvPoolID), os.Getenv(EnvPoolRegion)
 	client, region, err := ssmsource.NewClient(ctx, ssmsource.ClientConfig{RetryThrottling: true})
 	if err != nil {
 		return &Handler{InitErr: err}
 	}
-	return &Handler{SSM: client, Region: region}
+	return &Handler{SSM: client, Region: region, PoolID: pool, PoolRegion: poolRegion}
 }

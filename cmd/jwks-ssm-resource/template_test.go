@@ -72,6 +72,19 @@ func TestTemplate(t *testing.T) {
 		t.Error("function has no Timeout")
 	}
 
+	// The function's environment pins the pool the custom resource names.
+	vars := get(fn, "Environment", "Variables")
+	if v := get(vars, EnvPoolID); v == nil || v.Tag != "!Ref" || v.Value != "CognitoUserPoolId" {
+		t.Errorf("function environment %s = %v, want !Ref CognitoUserPoolId", EnvPoolID, v)
+	}
+	if v, want := get(vars, EnvPoolRegion), get(res, "CognitoJWKsInSSM", "Properties", PropPoolRegion); v == nil || want == nil ||
+		!slices.Equal(scalars(v), scalars(want)) || v.Tag != want.Tag {
+		t.Errorf("function environment %s = %v, want the same expression as the resource's %s", EnvPoolRegion, v, PropPoolRegion)
+	}
+	if v := get(res, "CognitoJWKsInSSM", "Properties", PropPoolID); v == nil || v.Tag != "!Ref" || v.Value != "CognitoUserPoolId" {
+		t.Errorf("custom resource %s = %v, want !Ref CognitoUserPoolId", PropPoolID, v)
+	}
+
 	// The function may only put and delete the one parameter.
 	policies := get(fn, "Policies")
 	if policies == nil || len(policies.Content) != 1 {
