@@ -277,7 +277,7 @@ var reservedHeaders = func() map[string]bool {
 	m := map[string]bool{}
 	for _, h := range []string{"authorization", "connection", "content-encoding", "content-length",
 		"content-location", "content-type", "cookie", "forwarded", "host", "keep-alive", "origin",
-		"proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding",
+		"proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "trailers", "transfer-encoding",
 		"upgrade", "via", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"} {
 		m[h] = true
 	}

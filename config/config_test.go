@@ -63,6 +63,8 @@ func TestValidate(t *testing.T) {
 		{"token source", func(a *Authorizer) { a.TokenSource = &TokenSource{From: "body", Name: "x"} }, "token_source"},
 		{"token header name", func(a *Authorizer) { a.TokenSource = &TokenSource{From: "header", Name: "A B"} }, "not a valid header name"},
 		{"reserved header", func(a *Authorizer) { a.Headers = []ClaimHeader{{"sub", "Host"}} }, "cannot carry a claim"},
+		// A proxy drops hop-by-hop headers: the backend would see no claim.
+		{"hop-by-hop header", func(a *Authorizer) { a.Headers = []ClaimHeader{{"custom:tenant", "Proxy-Connection"}} }, "cannot carry a claim"},
 		{"default header reused", func(a *Authorizer) { a.Headers = []ClaimHeader{{"sub", "x_cognito_sub"}} }, "already set"},
 		{"header twice", func(a *Authorizer) { a.Headers = []ClaimHeader{{"a", "X-A"}, {"b", "x-a"}} }, "already set"},
 		{"issuer with fragment", func(a *Authorizer) { a.UserPool, a.Issuer = "", "https://x/#f" }, "query or fragment"},
