@@ -383,11 +383,12 @@ func TestIntegrationHandleErrorsRestyles(t *testing.T) {
 		respond "hello"
 	}
 	handle_errors {
-		respond "denied: {http.auth.cognito.error} / {http.auth.cognito.reason} / {http.error.status_code}"
+		respond "denied: {http.auth.cognito.error} / {http.auth.cognito.reason} / {http.error.status_code} [{http.auth.user.claims.email}]"
 	}`, e.authBlock()))
+	// A claim placeholder resolves on a denial too: empty, never its text.
 	r := e.do("GET", "/", "Authorization", "Bearer "+e.token("exp", time.Now().Unix()-5))
-	e.expect(r, 401, `Bearer error="invalid_token", error_description="token is expired"`, "denied: invalid_token / expired / 401")
-	e.expect(e.do("GET", "/"), 401, "Bearer", "denied: missing / missing / 401")
+	e.expect(r, 401, `Bearer error="invalid_token", error_description="token is expired"`, "denied: invalid_token / expired / 401 []")
+	e.expect(e.do("GET", "/"), 401, "Bearer", "denied: missing / missing / 401 []")
 }
 
 func TestIntegrationKeyRotationAndCooldown(t *testing.T) {
