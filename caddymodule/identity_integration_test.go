@@ -7,11 +7,13 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Denials are never handed to error routes that can proxy, whatever the
@@ -142,6 +144,57 @@ func TestIntegrationQueryTokenLogFilterAndRewrite(t *testing.T) {
 	for _, secret := range []string{p[1], p[2], "x.y.z"} {
 		if strings.Contains(string(raw), secret) {
 			t.Errorf("the access log holds the token: %.40q…", secret)
+		}
+	}
+}
+
+// Over HTTP/2 (h2c here), a request body may end in trailers whatever its
+// Content-Length: identity names among them never reach the backend.
+func TestIntegrationH2CTrailers(t *testing.T) {
+	e := newEnv(t)
+	e.loadWithGlobals("grace_period 1ns\n\tservers {\n\t\tprotocols h1 h2c\n\t}", fmt.Sprintf(`
+	route {
+		%s
+		reverse_proxy %s
+	}`, e.authBlock("header email X-User-Email"), e.backend.URL))
+
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for _, length := range []int64{-1, 11} {
+		body := strings.NewReader("hello world")
+		req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://localhost:%d/x", sitePort), io.NopCloser(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = length
+		req.Header.Set("Authorization", "Bearer "+e.token())
+		req.Trailer = http.Header{"X-Cognito-Sub": {"admin-1"}, "X-User-Email": {"ceo@example.com"}, "X-Other": {"kept"}}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			t.Fatalf("Content-Length %d: %s over %s", length, resp.Status, resp.Proto)
+		}
+		h, _ := e.backend.lastHeaders()
+		_, got, trailer := e.backend.lastRequest()
+		if got != "hello world" {
+			t.Errorf("Content-Length %d: body %q", length, got)
+		}
+		if trailer.Get("X-Other") != "kept" {
+			t.Errorf("Content-Length %d: the innocent trailer did not arrive (%v): the test proves nothing", length, trailer)
+		}
+		if v := trailer.Values("X-Cognito-Sub"); len(v) != 0 {
+			t.Errorf("Content-Length %d: identity trailer X-Cognito-Sub %q reached the backend", length, v)
+		}
+		if v := trailer.Values("X-User-Email"); len(v) != 0 {
+			t.Errorf("Content-Length %d: identity trailer X-User-Email %q reached the backend", length, v)
+		}
+		if h.Get("X-Cognito-Sub") != "11111111-2222-3333-4444-555555555555" || h.Get("X-User-Email") != "alice@example.com" {
+			t.Errorf("Content-Length %d: verified headers %v", length, h)
 		}
 	}
 }
