@@ -14,7 +14,11 @@
 //     jku/x5u/jwk/x5c ignored;
 //  3. key by kid from the key set; the JWK's alg, when present, must equal
 //     the header's; RSA signature;
-//  4. claims, strictly typed: iss exact; aud (else client_id) in the
+//  3a. (before 3) the trust: the payload's "iss", strictly typed and
+//     compared exactly, selects one of the configured trusts; none → 401
+//     "issuer does not match" with no key lookup; only the selected
+//     trust's keys for that issuer may verify the token;
+//  4. claims, strictly typed: aud (else client_id) in the trust's
 //     audience; exp required and in the future, nbf and iat not in the
 //     future, with leeway; token_use; then scopes (any-of) and groups
 //     (any-of), which answer 403.
@@ -39,18 +43,34 @@ type Keys interface {
 // Authorizer checks tokens against one configured rule. It is safe for
 // concurrent use.
 type Authorizer struct {
-	issuer        string
-	audience      []string
-	tokenUse      string
+	// issuers are every "iss" the trusts accept, each with its trust and
+	// the keys that verify its tokens. A token selects one by its "iss"
+	// before any key is looked up.
+	issuers       []acceptedIssuer
 	scopes        []string
 	groups        []string
 	leeway        int64
 	algs          algSet
 	maxTokenBytes int
 
-	keys  Keys
 	cache *Cache
 	now   func() time.Time
+	// keysFor overrides the keys per trust and issuer (WithKeysFor).
+	keysFor func(trust int, issuer string) Keys
+}
+
+// acceptedIssuer is one "iss" value a trust accepts.
+type acceptedIssuer struct {
+	iss   string
+	trust *trust
+	keys  Keys
+}
+
+// trust is the part of a config.Trust the checks need.
+type trust struct {
+	label    string // the primary issuer: names the trust in metrics
+	audience []string
+	tokenUse string
 }
 
 // Option configures an Authorizer.
@@ -61,47 +81,88 @@ type Option func(*Authorizer)
 func WithClock(now func() time.Time) Option { return func(a *Authorizer) { a.now = now } }
 
 // WithCache shares a verified-token cache. Authorizers with different rules
-// may share one: it holds verified claims, and every rule is re-applied on
-// every hit.
+// may share one: it holds verified claims, and every rule (trusts
+// included) is re-applied on every hit.
 func WithCache(c *Cache) Option { return func(a *Authorizer) { a.cache = c } }
 
+// WithKeysFor gives every accepted issuer of every trust its own keys:
+// New calls keysFor once per issuer, with the index of its trust in
+// cfg.TrustList(); a nil result means the keys passed to New. Only the
+// keys of the issuer a token names ever verify it.
+func WithKeysFor(keysFor func(trust int, issuer string) Keys) Option {
+	return func(a *Authorizer) { a.keysFor = keysFor }
+}
+
 // New returns an Authorizer for cfg, which must have passed Validate (New
-// applies the defaults itself).
+// applies the defaults itself). keys verify the tokens of every trust that
+// WithKeysFor does not give keys of its own; it may be nil if WithKeysFor
+// covers every issuer.
 func New(cfg config.Authorizer, keys Keys, opts ...Option) (*Authorizer, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if keys == nil {
-		return nil, errors.New("authz: no key source")
 	}
 	algs, err := newAlgSet(cfg.Algorithms)
 	if err != nil {
 		return nil, err
 	}
 	a := &Authorizer{
-		issuer:        cfg.IssuerURL(),
-		audience:      slices.Clone(cfg.Audience),
-		tokenUse:      cfg.TokenUse,
 		scopes:        slices.Clone(cfg.Scopes),
 		groups:        slices.Clone(cfg.Groups),
 		leeway:        int64(time.Duration(cfg.Leeway) / time.Second),
 		algs:          algs,
 		maxTokenBytes: cfg.MaxTokenBytes,
-		keys:          keys,
 		now:           time.Now,
 	}
 	for _, o := range opts {
 		o(a)
 	}
+	for i, ct := range cfg.TrustList() {
+		t := &trust{label: ct.PrimaryIssuer(), audience: slices.Clone(ct.Audience), tokenUse: ct.TokenUse}
+		for _, iss := range ct.Issuers() {
+			k := keys
+			if a.keysFor != nil {
+				if own := a.keysFor(i, iss.Issuer); own != nil {
+					k = own
+				}
+			}
+			if k == nil {
+				return nil, fmt.Errorf("authz: no keys for %s (issuer %s)", ct.Label(), iss.Issuer)
+			}
+			a.issuers = append(a.issuers, acceptedIssuer{iss: iss.Issuer, trust: t, keys: k})
+		}
+	}
+	a.keysFor = nil
 	return a, nil
 }
 
-// Issuer returns the issuer tokens must carry.
-func (a *Authorizer) Issuer() string { return a.issuer }
+// Issuer returns the primary issuer of the first trust (the only one with
+// the shorthand configuration).
+func (a *Authorizer) Issuer() string { return a.issuers[0].trust.label }
+
+// TrustLabel returns the primary issuer of the trust that accepts iss, or
+// "" if none does: a bounded label for metrics, whatever the token says.
+func (a *Authorizer) TrustLabel(iss string) string {
+	if ai := a.selectIssuer(iss); ai != nil {
+		return ai.trust.label
+	}
+	return ""
+}
 
 // Scopes returns the route's required scopes (any-of).
 func (a *Authorizer) Scopes() []string { return a.scopes }
+
+// selectIssuer returns the accepted issuer iss names, or nil. A handful
+// of exact string comparisons (length first) beat a map's hashing of a
+// URL for the few issuers a rule has.
+func (a *Authorizer) selectIssuer(iss string) *acceptedIssuer {
+	for i := range a.issuers {
+		if a.issuers[i].iss == iss {
+			return &a.issuers[i]
+		}
+	}
+	return nil
+}
 
 // Authorize verifies token and applies the rule. On success it returns the
 // verified claims; on failure an *Error. There is no third outcome: every
@@ -114,14 +175,25 @@ func (a *Authorizer) Authorize(ctx context.Context, token string) (*Claims, erro
 		return nil, errTooLarge
 	}
 	var e *entry
+	var ai *acceptedIssuer
 	var sum [32]byte
 	if a.cache != nil {
 		sum = tokenKey(token)
-		e = a.cache.get(ctx, &sum, a.keys)
+		if e = a.cache.get(&sum); e != nil {
+			// Verified, but perhaps for another rule's trusts: this rule
+			// must trust its issuer, and the key that verified it must
+			// still be in the key set of that issuer here.
+			if ai = a.selectIssuer(e.sh.issuer); ai == nil {
+				return e.claims(token), errIssuer
+			}
+			if !a.cache.stillVerifies(ctx, &sum, e, ai.keys) {
+				e = nil
+			}
+		}
 	}
 	if e == nil {
 		var err *Error
-		if e, err = a.verify(ctx, token); err != nil {
+		if e, ai, err = a.verify(ctx, token); err != nil {
 			return nil, err
 		}
 		if a.cache != nil {
@@ -131,39 +203,83 @@ func (a *Authorizer) Authorize(ctx context.Context, token string) (*Claims, erro
 		return nil, invalid("alg", "token signing algorithm is not allowed", nil)
 	}
 	c := e.claims(token)
-	if err := a.check(e); err != nil {
+	if err := a.check(e, ai.trust); err != nil {
 		return c, err
 	}
 	return c, nil
 }
 
-// verify checks form, header, key and signature and decodes the claims.
-func (a *Authorizer) verify(ctx context.Context, token string) (*entry, *Error) {
+// verify checks form and header, selects the trust by the payload's "iss"
+// (decoded once, before any key is looked up: an issuer no trust accepts
+// costs no key fetch), then checks key and signature with that issuer's
+// keys only and decodes the claims.
+func (a *Authorizer) verify(ctx context.Context, token string) (*entry, *acceptedIssuer, *Error) {
 	headSeg, payloadSeg, sigSeg, err := splitToken(token)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h, err := parseHeader(headSeg, a.algs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	key, kerr := a.keys.Key(ctx, h.kid)
+	payload, dErr := decodeSegment(payloadSeg, make([]byte, b64.DecodedLen(len(payloadSeg))))
+	if dErr != nil {
+		return nil, nil, malformed("token payload is malformed", dErr)
+	}
+	var buf [32]member
+	members, sErr := scanObject(payload, buf[:0])
+	if sErr != nil {
+		return nil, nil, malformed("token claims are malformed", sErr)
+	}
+	iss, iErr := issuerOf(members)
+	if iErr != nil {
+		return nil, nil, malformed("token claims are malformed", iErr)
+	}
+	ai := a.selectIssuer(iss)
+	if ai == nil {
+		return nil, nil, &Error{Kind: KindInvalid, Reason: errIssuer.Reason, Description: errIssuer.Description,
+			Err: fmt.Errorf("iss %s is not trusted", quoteForError(iss))}
+	}
+	key, kerr := ai.keys.Key(ctx, h.kid)
 	switch {
 	case errors.Is(kerr, jwks.ErrUnavailable):
-		return nil, errUnavailable
+		return nil, nil, errUnavailable
 	case kerr != nil:
-		return nil, &Error{Kind: errUnknownKID.Kind, Reason: errUnknownKID.Reason, Description: errUnknownKID.Description,
+		return nil, nil, &Error{Kind: errUnknownKID.Kind, Reason: errUnknownKID.Reason, Description: errUnknownKID.Description,
 			Err: fmt.Errorf("kid %s: %w", quoteForError(h.kid), kerr)}
 	}
 	if key.Algorithm != "" && key.Algorithm != h.alg {
 		// RFC 8725 §3.1: each key is used with exactly one algorithm.
-		return nil, invalid("alg", "token signing algorithm does not match its key", fmt.Errorf("header %s, key %s", h.alg, key.Algorithm))
+		return nil, nil, invalid("alg", "token signing algorithm does not match its key", fmt.Errorf("header %s, key %s", h.alg, key.Algorithm))
 	}
 	signingInput := token[:len(headSeg)+1+len(payloadSeg)]
 	if vErr := verifySignature(key, h.alg, signingInput, sigSeg); vErr != nil {
-		return nil, &Error{Kind: KindInvalid, Reason: errBadSignature.Reason, Description: errBadSignature.Description, Err: vErr}
+		return nil, nil, &Error{Kind: KindInvalid, Reason: errBadSignature.Reason, Description: errBadSignature.Description, Err: vErr}
 	}
-	return decodeVerifiedClaims(payloadSeg, h, key, a.interner())
+	e, cErr := parseMembers(members, a.interner())
+	if cErr != nil {
+		return nil, nil, malformed("token claims are malformed", cErr)
+	}
+	setKey(e, h, key)
+	return e, ai, nil
+}
+
+// issuerOf returns the "iss" claim of a scanned payload, strictly typed: a
+// string or absent ("", which no trust accepts).
+func issuerOf(members []member) (string, error) {
+	for _, m := range members {
+		if m.key == "iss" {
+			if err := wantString(m); err != nil {
+				return "", fmt.Errorf("claim \"iss\": %w", err)
+			}
+			iss, err := decodeString(m.raw)
+			if err != nil {
+				return "", fmt.Errorf("claim \"iss\": %w", err)
+			}
+			return iss, nil
+		}
+	}
+	return "", nil
 }
 
 // interner shares claim sets between the entries of this authorizer's
@@ -186,21 +302,24 @@ func decodeVerifiedClaims(payloadSeg string, h header, key *jwks.Key, in *intern
 	if cErr != nil {
 		return nil, malformed("token claims are malformed", cErr)
 	}
+	setKey(e, h, key)
+	return e, nil
+}
+
+// setKey records the key that verified e's token.
+func setKey(e *entry, h header, key *jwks.Key) {
 	e.key, e.alg = key, h.algIdx
 	e.kid = h.kid
 	if key.ID == h.kid {
 		e.kid = key.ID // the key set's copy: the header's can be collected
 	}
-	return e, nil
 }
 
-// check applies the claim rules and the route rule, in API Gateway's order.
-func (a *Authorizer) check(e *entry) *Error {
+// check applies the claim rules of the token's trust t (selected by its
+// issuer) and the route rule, in API Gateway's order.
+func (a *Authorizer) check(e *entry, t *trust) *Error {
 	cs := e.sh
-	if cs.issuer != a.issuer {
-		return errIssuer
-	}
-	if !a.audienceOK(cs) {
+	if !t.audienceOK(cs) {
 		return errAudience
 	}
 	now := a.now().Unix()
@@ -216,7 +335,7 @@ func (a *Authorizer) check(e *entry) *Error {
 	if e.has(hasIat) && e.iat > now+a.leeway {
 		return errIssuedInFuture
 	}
-	if a.tokenUse != "" && cs.tokenUse != a.tokenUse {
+	if t.tokenUse != "" && cs.tokenUse != t.tokenUse {
 		return errTokenUse
 	}
 	if len(a.scopes) > 0 && !anyIn(a.scopes, cs.scopes) {
@@ -230,11 +349,11 @@ func (a *Authorizer) check(e *entry) *Error {
 
 // audienceOK: "aud" when present (a wrong aud is not rescued by a right
 // client_id), else "client_id".
-func (a *Authorizer) audienceOK(cs *claimSet) bool {
+func (t *trust) audienceOK(cs *claimSet) bool {
 	if cs.hasAudience {
-		return anyIn(a.audience, cs.audience)
+		return anyIn(t.audience, cs.audience)
 	}
-	return cs.clientID != "" && slices.Contains(a.audience, cs.clientID)
+	return cs.clientID != "" && slices.Contains(t.audience, cs.clientID)
 }
 
 func anyIn(want, have []string) bool {

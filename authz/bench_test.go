@@ -106,7 +106,7 @@ func cacheAsVerified(b *testing.B, a *Authorizer, tok string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	key, kerr := a.keys.Key(context.Background(), h.kid)
+	key, kerr := a.issuers[0].keys.Key(context.Background(), h.kid)
 	if kerr != nil {
 		b.Fatal(kerr)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
+	"github.com/caddy-cognito/caddy-cognito/config"
 )
 
 // Cache remembers tokens whose signature has been verified, keyed by the
@@ -14,8 +15,9 @@ import (
 // an hour, typically) costs one RSA verification, not one per request.
 //
 // It holds verified claims, never decisions: every Authorizer re-applies
-// issuer, audience, expiry and its route rule on every hit, so one cache can
-// serve all routes. An entry is dropped once its key leaves the key set (it
+// its trusts (the entry's issuer must select one of them, and the key that
+// verified the token must still be that issuer's key), audience, expiry and
+// its route rule on every hit, so one cache can serve all routes. An entry is dropped once its key leaves the key set (it
 // is checked on every hit) or once the token has expired. Only tokens with
 // a valid signature get in, so an attacker cannot flush good entries
 // without valid tokens of their own. It is sharded (64 shards, read-locked
@@ -76,7 +78,7 @@ func NewCache(size int, now func() time.Time) *Cache {
 		now = time.Now
 	}
 	per := max(1, (size+cacheShards-1)/cacheShards)
-	c := &Cache{perShard: per, perShardBytes: int64(per) * BytesPerEntry, now: now, maxLeeway: 300, interned: newInterner()}
+	c := &Cache{perShard: per, perShardBytes: int64(per) * BytesPerEntry, now: now, maxLeeway: int64(config.MaxLeeway / time.Second), interned: newInterner()}
 	for i := range c.shards {
 		c.shards[i].m = make(map[[sha256.Size]byte]*entry, min(per, 1024))
 	}
@@ -107,7 +109,10 @@ func (c *Cache) shard(sum *[sha256.Size]byte) *cacheShard {
 	return &c.shards[sum[0]%cacheShards]
 }
 
-func (c *Cache) get(ctx context.Context, sum *[sha256.Size]byte, keys Keys) *entry {
+// get returns the cached entry of a token, or nil. The caller checks that
+// it trusts the entry's issuer and then calls stillVerifies with that
+// issuer's keys: the cache is shared by rules with different trusts.
+func (c *Cache) get(sum *[sha256.Size]byte) *entry {
 	s := c.shard(sum)
 	s.mu.RLock()
 	e := s.m[*sum]
@@ -115,18 +120,24 @@ func (c *Cache) get(ctx context.Context, sum *[sha256.Size]byte, keys Keys) *ent
 	if e == nil {
 		return nil
 	}
-	// Still the key that verified it? (Rotation removes a key: its tokens
-	// must stop working at the next refresh, cached or not.)
-	key, err := keys.Key(ctx, e.kid)
-	if err != nil || key == nil || (key != e.key && !sameKey(key, e.key)) {
-		c.drop(s, sum, e)
-		return nil
-	}
 	if c.now().Unix() >= e.exp+c.maxLeeway {
 		c.drop(s, sum, e)
 		return nil
 	}
 	return e
+}
+
+// stillVerifies reports whether the key that verified e is still the key
+// keys give for its kid. (Rotation removes a key: its tokens must stop
+// working at the next refresh, cached or not.) If not, the entry is
+// dropped and the token must be verified again.
+func (c *Cache) stillVerifies(ctx context.Context, sum *[sha256.Size]byte, e *entry, keys Keys) bool {
+	key, err := keys.Key(ctx, e.kid)
+	if err != nil || key == nil || (key != e.key && !sameKey(key, e.key)) {
+		c.drop(c.shard(sum), sum, e)
+		return false
+	}
+	return true
 }
 
 // sameKey: a refresh that parsed the same key again (same kid, alg and

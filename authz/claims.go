@@ -84,6 +84,7 @@ type claimSet struct {
 	hasAudience                       bool
 	audHeader, groupsHeader           string // comma-joined, as Get renders them
 	clientIDAny, tokenUseAny          any    // placeholders, boxed once
+	issuerAny                         any    // placeholder, boxed once
 	size                              int32  // approximate bytes held
 }
 
@@ -92,7 +93,7 @@ type claimSet struct {
 // map slot, rounded up so that the accounting errs on the safe side.
 const (
 	entryFixedBytes    = 96 + 80 + 32 // entry, map slot incl. growth slack, FIFO slot
-	claimSetFixedBytes = 224 + 2*16
+	claimSetFixedBytes = 240 + 3*16 // claimSet, the three boxed placeholder strings
 )
 
 // maxNumericDate is 9999-12-31T23:59:59Z. Larger or negative values are
@@ -120,6 +121,12 @@ func parseEntry(payload []byte, in *interner) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseMembers(members, in)
+}
+
+// parseMembers is parseEntry of an already scanned payload.
+func parseMembers(members []member, in *interner) (*entry, error) {
+	var err error
 	e := &entry{}
 	var set [csCount]int // index+1 in members of each claimSet claim
 	var subRaw, userRaw, cognitoUserRaw []byte
@@ -322,6 +329,7 @@ func decodeClaimSet(members []member, set *[csCount]int, scpFirst bool) (*claimS
 	}
 	cs.clientIDAny = clientID
 	cs.tokenUseAny = cs.tokenUse
+	cs.issuerAny = cs.issuer
 
 	n := claimSetFixedBytes + roundSize(len(cs.issuer)) + roundSize(len(cs.clientID)) + roundSize(len(cs.tokenUse)) +
 		roundSize(len(cs.scope)) + roundSize(len(cs.audHeader)) + roundSize(len(cs.groupsHeader))
@@ -553,6 +561,15 @@ func (c *Claims) PlaceholderValues() (id, username, clientID, tokenUse any) {
 		cid, _ = c.Get("aud")
 	}
 	return c.Subject, c.Username, cid, c.TokenUse
+}
+
+// IssuerValue returns "iss" as an interface value for Caddy's replacer,
+// made once per set of tokens that share it (no allocation per request).
+func (c *Claims) IssuerValue() any {
+	if c.e != nil {
+		return c.e.sh.issuerAny
+	}
+	return c.Issuer
 }
 
 func render(m member) (string, bool) {

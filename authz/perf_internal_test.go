@@ -208,7 +208,7 @@ func TestInternerBounded(t *testing.T) {
 	for i := range maxInterned + 100 {
 		head, payloadSeg, _, _ := splitToken(keyOf(i))
 		h, _ := parseHeader(head, a.algs)
-		key, _ := a.keys.Key(context.Background(), h.kid)
+		key, _ := a.issuers[0].keys.Key(context.Background(), h.kid)
 		e, err := decodeVerifiedClaims(payloadSeg, h, key, in)
 		if err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"filippo.io/bigmod"
 
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
+	"github.com/caddy-cognito/caddy-cognito/config"
 )
 
 // header is the part of a JWS protected header we act on. "jku", "x5u",
@@ -23,9 +24,6 @@ type header struct {
 	algIdx uint8
 	kid    string
 }
-
-// maxKIDLen bounds the kid: it is attacker input used as a map key.
-const maxKIDLen = 256
 
 // splitToken checks the compact serialization — exactly three non-empty
 // base64url segments, nothing else — in one pass, before any allocation,
@@ -162,14 +160,14 @@ func parseHeader(seg string, allowed algSet) (header, *Error) {
 		return header{}, invalid("no_kid", "token header has no kid", nil)
 	}
 	h.kid, _ = decodeString(kidRaw)
-	if len(h.kid) > maxKIDLen {
+	if len(h.kid) > jwks.MaxKeyIDBytes {
 		return header{}, invalid("unknown_kid", "token signing key is not known", errors.New("kid too long"))
 	}
 	return h, nil
 }
 
 // algNames are the RSA JWS algorithms, in the bit order of algSet.
-var algNames = [...]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+var algNames = config.RSAAlgorithms()
 
 // algIndex returns the index of alg in algNames.
 func algIndex(alg string) (uint8, bool) {
@@ -197,16 +195,14 @@ func algIndexRaw(raw []byte) (uint8, bool) {
 // algSet is a small allow-list of RSA JWS algorithms.
 type algSet uint8
 
-var algBits = map[string]algSet{"RS256": 1, "RS384": 2, "RS512": 4, "PS256": 8, "PS384": 16, "PS512": 32}
-
 func newAlgSet(algs []string) (algSet, error) {
 	var s algSet
 	for _, a := range algs {
-		bit, ok := algBits[a]
+		i, ok := algIndex(a)
 		if !ok {
 			return 0, fmt.Errorf("algorithm %q is not supported", a)
 		}
-		s |= bit
+		s |= 1 << i
 	}
 	return s, nil
 }

@@ -57,6 +57,7 @@ func init() {
 // `{http.auth.user.username}` | "username" or "cognito:username"
 // `{http.auth.user.client_id}` | "client_id", else "aud"
 // `{http.auth.user.token_use}` | "token_use"
+// `{http.auth.user.issuer}` | "iss", the verified issuer (which trust accepted the token)
 // `{http.auth.user.claims.*}` | any claim, e.g. `{http.auth.user.claims.email}`, rendered like the headers
 //
 // Inbound headers that could pose as identity — every X-Cognito-* and every
@@ -67,12 +68,19 @@ func init() {
 // absent or its value is not forwardable. Denials go to `handle_errors`
 // only if those routes cannot proxy the request (no reverse_proxy,
 // php_fastcgi, forward_auth); otherwise the handler answers them itself.
+//
+// Tokens may come from several pools and issuers (trusts); the token's
+// "iss" selects the trust before the signature is checked, and only that
+// trust's keys verify it.
 type Handler struct {
-	config.Authorizer
+	// The authorization rule: the trusts (or the one-trust shorthand) and
+	// the route rules. Its fields are inlined in the handler's JSON.
+	Config
 
-	// Where the verification keys come from: a module in the
-	// http.handlers.cognito_auth.jwks namespace. Default: the url source
-	// with <issuer>/.well-known/jwks.json.
+	// Shorthand for one trust: where the verification keys come from, a
+	// module in the http.handlers.cognito_auth.jwks namespace. Default:
+	// the url source with <iss>/.well-known/jwks.json of the issuer the
+	// token names. With trusts, set jwks inside each trust instead.
 	JWKSRaw json.RawMessage `json:"jwks,omitempty" caddy:"namespace=http.handlers.cognito_auth.jwks inline_key=source"`
 
 	// How long provisioning waits for the first key set. If it does not
@@ -80,14 +88,16 @@ type Handler struct {
 	// the background. Default 5s.
 	StartupWait caddy.Duration `json:"startup_wait,omitempty"`
 
-	// Verified tokens cached per key source. Default 20000; the first
+	// Verified tokens cached per key source (the handler uses the cache of
+	// its first trust's primary key source). Default 20000; the first
 	// handler of a source sets it.
 	CacheSize int `json:"cache_size,omitempty"`
 
+	// rule is Config with the defaults applied.
+	rule    config.Authorizer
 	authz   *authz.Authorizer
-	allowed prometheus.Counter // decisions_total{result="allow"} of this handler
-	keys    *sharedKeys
-	poolKey string
+	allowed map[string]prometheus.Counter // decisions_total{result="allow"} by trust label
+	keys    *handlerKeys
 	rules   []config.HeaderRule
 	ids     *config.IdentityHeaders // what an identity header is, for this handler
 	metrics *metrics
@@ -97,6 +107,12 @@ type Handler struct {
 	errRoutes *sync.Map // *caddyhttp.Server → bool: may denials go to its error routes (errorroutes.go)
 }
 
+// Config is the handler's authorization rule: config.Authorizer, whose
+// fields it inlines in the handler's JSON, without its methods, so that
+// none of them (Validate, SetDefaults …) is promoted to Handler by
+// accident.
+type Config config.Authorizer
+
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "http.handlers.cognito_auth", New: func() caddy.Module { return new(Handler) }}
@@ -104,7 +120,12 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 const defaultCacheSize = 20_000
 
-// Provision sets up the handler.
+// Provision sets up the handler: it applies the defaults, checks the
+// configuration (Caddy calls Validate only after Provision, and Provision
+// must not start fetching keys for a configuration that is wrong), loads
+// the key sources, acquires every keyring the trusts need — shared per
+// source across routes and reloads — without blocking, then waits once,
+// for all of them together, for the first key sets.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	// Denials can come in floods; sample them so an attack cannot drown
@@ -112,91 +133,108 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.denyLog = h.logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, 10, 100)
 	}))
-
-	h.Authorizer.SetDefaults()
-	if err := h.Authorizer.Validate(); err != nil {
-		return fmt.Errorf("cognito_auth: %w", err)
+	if err := h.Validate(); err != nil {
+		return err
 	}
-	issuer := h.Authorizer.IssuerURL()
-	if strings.HasPrefix(issuer, "http://") && !jwks.IsLoopbackURL(issuer) {
-		h.logger.Warn("issuer uses plain http", zap.String("issuer", issuer))
-	}
+	h.rule = config.Authorizer(h.Config)
+	h.rule.SetDefaults()
 	if h.StartupWait == 0 {
 		h.StartupWait = caddy.Duration(5 * time.Second)
 	}
 	if h.CacheSize == 0 {
 		h.CacheSize = defaultCacheSize
 	}
-
-	var ks KeySource = &URLSource{}
-	if h.JWKSRaw != nil {
-		mod, err := ctx.LoadModule(h, "JWKSRaw")
-		if err != nil {
-			return fmt.Errorf("cognito_auth: loading jwks source: %w", err)
-		}
-		var ok bool
-		if ks, ok = mod.(KeySource); !ok {
-			return fmt.Errorf("cognito_auth: module %T is not a key source", mod)
+	for _, t := range h.rule.TrustList() {
+		for _, iss := range t.Issuers() {
+			if strings.HasPrefix(iss.Issuer, "http://") && !jwks.IsLoopbackURL(iss.Issuer) {
+				h.logger.Warn("issuer uses plain http", zap.String("issuer", iss.Issuer))
+			}
 		}
 	}
-	src, opts, err := ks.NewKeySource(SourceContext{Issuer: issuer, UserPool: h.UserPool, Logger: h.logger})
-	if err != nil {
-		return fmt.Errorf("cognito_auth: jwks: %w", err)
-	}
-	opts.Logger = zap.New(currentLogCore{}).Named("http.handlers.cognito_auth.jwks")
-	h.poolKey = poolKey(src, opts)
-	if h.keys, err = acquireKeys(h.poolKey, src, opts, h.CacheSize); err != nil {
-		return fmt.Errorf("cognito_auth: starting keyring for %s: %w", src, err)
-	}
-	h.waitForKeys(ctx, src)
 
-	h.authz, err = authz.New(h.Authorizer, h.keys.ring, authz.WithCache(h.keys.cache))
+	var err error
+	if h.keys, err = h.acquireTrustKeys(ctx); err != nil {
+		return fmt.Errorf("cognito_auth: %w", err)
+	}
+	h.waitForKeys(ctx, h.keys.startup)
+
+	h.authz, err = authz.New(h.rule, nil, authz.WithCache(h.keys.cache), authz.WithKeysFor(h.keys.keysFor))
 	if err != nil {
 		return fmt.Errorf("cognito_auth: %w", err)
 	}
-	h.rules = h.Authorizer.HeaderRules()
+	h.rules = h.rule.HeaderRules()
 	h.ids = identityHeaders(h.rules)
 	h.errRoutes = new(sync.Map)
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("cognito_auth: metrics: %w", err)
 	}
-	h.metrics.keyrings.add(h.keys.ring)
-	h.allowed = h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "")
+	for _, u := range h.keys.uses {
+		h.metrics.keyrings.add(u.shared.ring, u.lazy)
+	}
+	h.allowed = map[string]prometheus.Counter{}
+	for _, t := range h.rule.TrustList() {
+		label := t.PrimaryIssuer()
+		h.allowed[label] = h.metrics.decisions.WithLabelValues(label, "allow", "")
+	}
 	return nil
 }
 
-// waitForKeys gives the first fetch a moment, so a healthy start serves
-// from the first request; a failed one is logged and retried in the
-// background, never fatal: keys may come later, and until then the answer
-// is 503, not a crash loop.
-func (h *Handler) waitForKeys(ctx context.Context, src jwks.Source) {
+// waitForKeys gives the first fetches of the keyrings a moment, together
+// and against one deadline, so a healthy start serves from the first
+// request; a failed one is logged and retried in the background, never
+// fatal: keys may come later, and until then the answer for that trust's
+// tokens is 503, not a crash loop.
+func (h *Handler) waitForKeys(ctx context.Context, rings []*jwks.Keyring) {
 	t := time.NewTimer(time.Duration(h.StartupWait))
 	defer t.Stop()
-	select {
-	case <-h.keys.ring.Ready():
-		return
-	case <-h.keys.ring.Attempted():
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	if h.keys.ring.Snapshot() == nil {
-		st := h.keys.ring.Stats()
-		h.logger.Warn("no signing keys yet; answering 503 until they load (retrying in the background)",
-			zap.String("source", src.String()), zap.String("last_error", st.LastError))
+	for _, ring := range rings {
+		select {
+		case <-ring.Ready():
+			continue
+		case <-ring.Attempted():
+		case <-t.C:
+			t.Reset(0) // the deadline has passed: only look at the rest
+		case <-ctx.Done():
+		}
+		if ring.Snapshot() == nil {
+			st := ring.Stats()
+			h.logger.Warn("no signing keys yet; answering 503 for the tokens they verify until they load (retrying in the background)",
+				zap.String("source", ring.Source().String()), zap.String("last_error", st.LastError))
+		}
 	}
 }
 
-// Validate is a no-op: the configuration is validated in Provision, where
-// the defaults it depends on are applied.
-func (h *Handler) Validate() error { return nil }
-
-// Cleanup releases the shared keyring.
-func (h *Handler) Cleanup() error {
-	if h.poolKey != "" {
-		_, err := keyrings.Delete(h.poolKey)
-		return err
+// Validate checks the configuration, with the defaults applied, and
+// reports the first problem naming the setting and its value. The
+// Caddyfile adapter calls it too, so `caddy adapt` reports the same words
+// with the line.
+func (h *Handler) Validate() error {
+	rule := config.Authorizer(h.Config)
+	rule.SetDefaults()
+	if err := rule.Validate(); err != nil {
+		return fmt.Errorf("cognito_auth: %w", err)
+	}
+	if h.JWKSRaw != nil && len(h.Trusts) > 0 {
+		return fmt.Errorf("cognito_auth: %w", &config.FieldError{Trust: -1, Field: "jwks", Index: -1,
+			Err: fmt.Errorf("jwks: a top-level jwks belongs to the one-trust shorthand; with pool or issuer blocks (trusts), set jwks inside each block")})
+	}
+	if h.StartupWait < 0 {
+		return fmt.Errorf("cognito_auth: %w", &config.FieldError{Trust: -1, Field: "startup_wait", Index: -1,
+			Err: fmt.Errorf("startup_wait %s: must not be negative", time.Duration(h.StartupWait))})
+	}
+	if h.CacheSize < 0 {
+		return fmt.Errorf("cognito_auth: %w", &config.FieldError{Trust: -1, Field: "cache_size", Index: -1,
+			Err: fmt.Errorf("cache_size %d: must not be negative", h.CacheSize)})
 	}
 	return nil
+}
+
+// Cleanup releases the shared keyrings.
+func (h *Handler) Cleanup() error {
+	if h.keys == nil {
+		return nil
+	}
+	return h.keys.release()
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -213,7 +251,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	tok, xerr := authz.ExtractToken(r, *h.TokenSource)
+	tok, xerr := authz.ExtractToken(r, *h.rule.TokenSource)
 	var claims *authz.Claims
 	var err error
 	if xerr != nil {
@@ -224,10 +262,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.deny(w, r, repl, claims, authz.AsError(err))
 	}
-	if h.allowed != nil {
-		h.allowed.Inc()
+	if c := h.allowed[h.authz.TrustLabel(claims.Issuer)]; c != nil {
+		c.Inc()
 	} else {
-		h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "").Inc()
+		h.metrics.decisions.WithLabelValues(h.authz.TrustLabel(claims.Issuer), "allow", "").Inc()
 	}
 
 	vals := make([]string, len(h.rules))
@@ -246,7 +284,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	if h.StripAuthorization {
-		authz.StripToken(r, *h.TokenSource)
+		authz.StripToken(r, *h.rule.TokenSource)
 	}
 	if repl != nil {
 		setIdentityPlaceholders(repl, claims)
@@ -269,6 +307,7 @@ func setIdentityPlaceholders(repl *caddy.Replacer, c *authz.Claims) {
 	repl.Set("http.auth.user.username", safePlaceholder(username))
 	repl.Set("http.auth.user.client_id", safePlaceholder(clientID))
 	repl.Set("http.auth.user.token_use", safePlaceholder(tokenUse))
+	repl.Set("http.auth.user.issuer", safePlaceholder(c.IssuerValue()))
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, claimPlaceholderPrefix)
 		if !ok {
@@ -299,7 +338,7 @@ func safePlaceholder(v any) any {
 }
 
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, c *authz.Claims, e *authz.Error) error {
-	h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "deny", e.Reason).Inc()
+	h.metrics.decisions.WithLabelValues(h.denyLabel(c), "deny", e.Reason).Inc()
 	if ce := h.denyLog.Check(zapcore.InfoLevel, "request denied"); ce != nil {
 		fields := []zap.Field{
 			zap.Int("status", e.Kind.Status()),
@@ -340,6 +379,23 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 	w.WriteHeader(e.Kind.Status())
 	_, _ = w.Write([]byte(e.Body()))
 	return nil
+}
+
+// denyLabel is the issuer label of a denial: the trust that accepted the
+// token's verified issuer; else, with one trust, that trust (a missing or
+// foreign token of a one-pool route is counted under its pool, as before
+// trusts); else empty. Never the token's own claim: its cardinality is the
+// attacker's.
+func (h *Handler) denyLabel(c *authz.Claims) string {
+	if c != nil {
+		if l := h.authz.TrustLabel(c.Issuer); l != "" {
+			return l
+		}
+	}
+	if len(h.allowed) == 1 {
+		return h.authz.Issuer()
+	}
+	return ""
 }
 
 func isPreflight(r *http.Request) bool {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/authz"
@@ -45,17 +46,18 @@ func newBenchHandler(b *testing.B, cfg config.Authorizer) (*Handler, *jwttest.Ke
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := &Handler{Authorizer: cfg}
-	h.Authorizer.SetDefaults()
-	if h.authz, err = authz.New(h.Authorizer, benchKeys{set}, authz.WithCache(authz.NewCache(defaultCacheSize, nil))); err != nil {
+	h := &Handler{Config: Config(cfg)}
+	h.rule = cfg
+	h.rule.SetDefaults()
+	if h.authz, err = authz.New(h.rule, benchKeys{set}, authz.WithCache(authz.NewCache(defaultCacheSize, nil))); err != nil {
 		b.Fatal(err)
 	}
-	h.rules = h.Authorizer.HeaderRules()
+	h.rules = h.rule.HeaderRules()
 	h.ids = identityHeaders(h.rules)
 	if h.metrics, err = newMetrics(nil); err != nil {
 		b.Fatal(err)
 	}
-	h.allowed = h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "")
+	h.allowed = map[string]prometheus.Counter{h.authz.Issuer(): h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "")}
 	h.logger, h.denyLog = zap.NewNop(), zap.NewNop()
 	return h, key
 }

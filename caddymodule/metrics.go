@@ -51,8 +51,10 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 type keyringCollector struct {
 	fetches, keys, lastSuccess *prometheus.Desc
 
-	mu    sync.Mutex
-	rings map[*jwks.Keyring]struct{}
+	mu sync.Mutex
+	// rings → armed lazily: such a keyring is reported once it has
+	// fetched (a form no token has named yet is not an outage).
+	rings map[*jwks.Keyring]bool
 }
 
 func newKeyringCollector() *keyringCollector {
@@ -63,13 +65,16 @@ func newKeyringCollector() *keyringCollector {
 			"Keys in service, by source.", []string{"source"}, nil),
 		lastSuccess: prometheus.NewDesc("caddy_cognito_jwks_last_success_timestamp_seconds",
 			"Unix time of the last successful fetch (including not-modified answers), by source.", []string{"source"}, nil),
-		rings: map[*jwks.Keyring]struct{}{},
+		rings: map[*jwks.Keyring]bool{},
 	}
 }
 
-func (c *keyringCollector) add(r *jwks.Keyring) {
+func (c *keyringCollector) add(r *jwks.Keyring, lazy bool) {
 	c.mu.Lock()
-	c.rings[r] = struct{}{}
+	if old, ok := c.rings[r]; ok {
+		lazy = lazy && old
+	}
+	c.rings[r] = lazy
 	c.mu.Unlock()
 }
 
@@ -84,7 +89,10 @@ func (c *keyringCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *keyringCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	rings := make([]*jwks.Keyring, 0, len(c.rings))
-	for r := range c.rings {
+	for r, lazy := range c.rings {
+		if st := r.Stats(); lazy && st.FetchOK+st.FetchNotModified+st.FetchError == 0 {
+			continue
+		}
 		rings = append(rings, r)
 	}
 	c.mu.Unlock()

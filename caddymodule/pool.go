@@ -33,15 +33,24 @@ func poolKey(src jwks.Source, o jwks.Options) string {
 	return fmt.Sprintf("%T|%s|refresh=%s|cooldown=%s|timeout=%s", src, src.String(), o.Refresh, o.Cooldown, o.FetchTimeout)
 }
 
-// acquireKeys returns the shared keyring for src, starting it if it is new.
-func acquireKeys(key string, src jwks.Source, o jwks.Options, cacheSize int) (*sharedKeys, error) {
+// acquireKeys returns the shared keyring for src, creating it if it is new.
+// It starts the keyring (a no-op if it runs already), or, when lazy, arms
+// a new one to fetch on first use (see jwks.Keyring.StartLazily); starting
+// never waits for a fetch.
+func acquireKeys(key string, src jwks.Source, o jwks.Options, cacheSize int, lazy bool) (*sharedKeys, error) {
 	v, _, err := keyrings.LoadOrNew(key, func() (caddy.Destructor, error) {
 		ring := jwks.NewKeyring(src, o)
-		ring.Start()
+		if lazy {
+			ring.StartLazily()
+		}
 		return &sharedKeys{ring: ring, cache: authz.NewCache(cacheSize, o.Now)}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*sharedKeys), nil
+	sk := v.(*sharedKeys)
+	if !lazy {
+		sk.ring.Start()
+	}
+	return sk, nil
 }

@@ -66,7 +66,7 @@ func (s *SSMSource) NewKeySource(sc SourceContext) (jwks.Source, jwks.Options, e
 	if err := s.validate(); err != nil {
 		return nil, jwks.Options{}, fmt.Errorf("jwks ssm: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(sc.ctx(), 10*time.Second)
 	defer cancel()
 	src, err := ssmsource.NewSource(ctx, s.Parameter, ssmsource.ClientConfig{
 		Region:   s.Region,

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -30,12 +31,28 @@ type KeySource interface {
 
 // SourceContext is what a key source may use from its handler.
 type SourceContext struct {
-	// Issuer the handler accepts (derived from the user pool if that is
-	// what was configured).
+	// Context is the provisioning context, for work done while building
+	// the source (loading AWS configuration …); it ends with the config
+	// load, so the source must not keep it for fetching (the keyring gives
+	// each fetch its own context).
+	Context context.Context
+	// Issuer whose keys the source provides: the issuer of the trust, or
+	// for a Cognito pool the accepted form being served (its primary,
+	// ORIGINAL-format issuer for a source configured with jwks).
 	Issuer string
-	// UserPool id, when configured (its region prefix is a fallback region).
+	// UserPool id of the trust, when it is a pool (its region prefix is a
+	// fallback region).
 	UserPool string
 	Logger   *zap.Logger
+}
+
+// ctx returns the provisioning context, or a background one for callers
+// outside Caddy (tests).
+func (sc SourceContext) ctx() context.Context {
+	if sc.Context != nil {
+		return sc.Context
+	}
+	return context.Background()
 }
 
 // Timing is the refresh policy shared by all key sources.

@@ -9,7 +9,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -29,6 +28,18 @@ const (
 	DefaultAlgorithm = "RS256"
 )
 
+// Bounds of the configuration, each the one home of its rule: Validate
+// enforces them, and the engine (the verified-token cache's expiry margin)
+// relies on them.
+const (
+	// MaxTokenBytesLimit is the largest max_token_bytes that may be set.
+	MaxTokenBytesLimit = 1 << 20
+
+	// MaxLeeway bounds the clock skew: RFC 7519 speaks of "a few minutes",
+	// and a larger value quietly extends every token's life.
+	MaxLeeway = 5 * time.Minute
+)
+
 // Token uses of Cognito tokens (the "token_use" claim).
 const (
 	TokenUseAccess = "access"
@@ -42,44 +53,66 @@ const (
 	SourceQuery  = "query"
 )
 
-// RSAAlgorithms are the JWS algorithms that may be allowed. API Gateway's JWT
-// authorizer supports "only RSA-based algorithms"; HMAC, EC and "none" can
-// never be configured, so the algorithm-confusion attacks have nothing to
-// work with.
-var rsaAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+// RSAAlgorithms returns the JWS algorithms that may be allowed, the one
+// list every part of the module uses (configuration, token header, key
+// hygiene): API Gateway's JWT authorizer supports "only RSA-based
+// algorithms"; HMAC, EC and "none" can never be configured, so the
+// algorithm-confusion attacks have nothing to work with. It is an array, a
+// value: callers cannot change the list.
+func RSAAlgorithms() [6]string {
+	return [6]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+}
 
 // IsRSAAlgorithm reports whether alg is one of the RSA JWS algorithms.
-func IsRSAAlgorithm(alg string) bool { return slices.Contains(rsaAlgorithms, alg) }
+func IsRSAAlgorithm(alg string) bool {
+	algs := RSAAlgorithms()
+	return slices.Contains(algs[:], alg)
+}
 
-// Authorizer is the configuration of one authorization rule: who issued the
-// token, whom it is for, and what the route requires of it.
+// Authorizer is the configuration of one authorization rule: whom tokens
+// may come from (the trusts), and what the route requires of them.
+//
+// A rule trusts either one issuer, written with the shorthand fields
+// user_pool or issuer plus audience and token_use, or a list of trusts
+// (several pools, issuers or both). The two forms cannot be mixed.
 type Authorizer struct {
-	// The Cognito user pool id, e.g. "us-west-2_NMATFlcVJ". The issuer is
-	// derived from it: https://cognito-idp.<region>.amazonaws.com/<pool-id>.
-	// Exactly one of user_pool and issuer must be set.
+	// Shorthand for one trust: a Cognito user pool id, e.g.
+	// "us-west-2_NMATFlcVJ". Same as one entry of trusts with "pool" set
+	// (both issuer formats are accepted; keys come from the token's own
+	// issuer). Exactly one of user_pool and issuer, or trusts, must be set.
 	UserPool string `json:"user_pool,omitempty"`
 
-	// The issuer URL, compared exactly (including any trailing slash) with
-	// the token's "iss" claim. Use it for issuers other than a Cognito user
-	// pool in the standard partition, e.g. a local Cognito emulator.
+	// Shorthand for one trust: an issuer URL, compared exactly (including
+	// any trailing slash) with the token's "iss" claim. Use it for issuers
+	// other than a Cognito user pool in the standard partition, e.g. a
+	// local Cognito emulator.
 	Issuer string `json:"issuer,omitempty"`
 
-	// The app client ids the token may be for. Like API Gateway, the "aud"
-	// claim is checked when the token has one, otherwise "client_id".
-	// Required.
+	// Shorthand for one trust: the app client ids the token may be for.
+	// Like API Gateway, the "aud" claim is checked when the token has one,
+	// otherwise "client_id". Required with user_pool or issuer.
 	Audience []string `json:"audience,omitempty"`
 
-	// Require this "token_use" claim: "access" or "id". Empty accepts both,
-	// like API Gateway; set it (or scopes) so ID tokens cannot be used as API
-	// credentials.
+	// Shorthand for one trust: require this "token_use" claim: "access" or
+	// "id". Empty accepts both, like API Gateway; set it (or scopes) so ID
+	// tokens cannot be used as API credentials.
 	TokenUse string `json:"token_use,omitempty"`
 
+	// The pools and issuers whose tokens are accepted, each with its own
+	// audience, token_use and keys. The token's "iss" selects the trust
+	// before its signature is checked, and only that trust's keys may
+	// verify it; a token whose "iss" no trust accepts is refused without
+	// any key fetch. Use instead of the shorthand fields.
+	Trusts []Trust `json:"trusts,omitempty"`
+
 	// The token must hold at least one of these OAuth scopes in its "scope"
-	// (space-separated string) or "scp" claim, else 403.
+	// (space-separated string) or "scp" claim, else 403. Applies whichever
+	// trust verified the token.
 	Scopes []string `json:"scopes,omitempty"`
 
 	// The token must hold at least one of these groups in its
-	// "cognito:groups" claim, else 403.
+	// "cognito:groups" claim, else 403. Applies whichever trust verified
+	// the token.
 	Groups []string `json:"groups,omitempty"`
 
 	// Tolerated clock skew for "exp", "nbf" and "iat". Default 0, like API
@@ -90,7 +123,7 @@ type Authorizer struct {
 	// (RS256, RS384, RS512, PS256, PS384, PS512) can be configured.
 	Algorithms []string `json:"algorithms,omitempty"`
 
-	// Largest accepted token, in bytes. Default 16384.
+	// Largest accepted token, in bytes. Default 16384, at most 1048576.
 	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
 
 	// Where the token is read from. Default: the Authorization header, with
@@ -99,7 +132,7 @@ type Authorizer struct {
 
 	// Claims forwarded to the backend as request headers, in addition to the
 	// defaults (X-Cognito-Sub, -Username, -Client-Id, -Token-Use, -Scope,
-	// -Groups).
+	// -Groups, -Issuer).
 	Headers []ClaimHeader `json:"headers,omitempty"`
 
 	// Let CORS preflight requests (OPTIONS with Origin and
@@ -139,6 +172,7 @@ var defaultHeaders = []struct {
 	{"X-Cognito-Token-Use", []string{"token_use"}},
 	{"X-Cognito-Scope", []string{"scope"}},
 	{"X-Cognito-Groups", []string{"cognito:groups"}},
+	{"X-Cognito-Issuer", []string{"iss"}},
 }
 
 // DefaultHeaders returns the default claim headers: header name → the claims
@@ -180,91 +214,65 @@ func (a *Authorizer) SetDefaults() {
 	}
 }
 
-// maxLeeway bounds the clock skew: RFC 7519 speaks of "a few minutes", and a
-// larger value quietly extends every token's life.
-const maxLeeway = 5 * time.Minute
-
-// Validate reports the first problem with the configuration, naming the
-// field and the value.
+// Validate reports the first problem with the configuration, as a
+// *FieldError naming the setting and the value. Call it after SetDefaults.
 func (a *Authorizer) Validate() error {
-	switch {
-	case a.UserPool != "" && a.Issuer != "":
-		return errors.New("user_pool and issuer are mutually exclusive: set one")
-	case a.UserPool == "" && a.Issuer == "":
-		return errors.New("one of user_pool or issuer is required")
-	}
-	if a.UserPool != "" {
-		if _, err := PoolRegion(a.UserPool); err != nil {
-			return err
-		}
-	} else if err := CheckIssuer(a.Issuer); err != nil {
+	if err := a.validateTrusts(); err != nil {
 		return err
 	}
-	if len(a.Audience) == 0 {
-		return errors.New("audience is required: list the app client ids the tokens are issued for")
-	}
-	for _, aud := range a.Audience {
-		if strings.TrimSpace(aud) == "" {
-			return errors.New("audience: empty client id")
-		}
-	}
-	switch a.TokenUse {
-	case "", TokenUseAccess, TokenUseID:
-	default:
-		return fmt.Errorf("token_use %q: must be %q or %q", a.TokenUse, TokenUseAccess, TokenUseID)
-	}
-	for _, s := range a.Scopes {
+	for i, s := range a.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
-			return fmt.Errorf("scopes: invalid scope %q", s)
+			return fieldErr(-1, "scopes", i, "scopes: invalid scope %q", s)
 		}
 	}
-	for _, g := range a.Groups {
+	for i, g := range a.Groups {
 		if g == "" {
-			return errors.New("groups: empty group name")
+			return fieldErr(-1, "groups", i, "groups: empty group name")
 		}
 	}
-	if a.Leeway < 0 || time.Duration(a.Leeway) > maxLeeway {
-		return fmt.Errorf("leeway %s: must be between 0 and %s", time.Duration(a.Leeway), maxLeeway)
+	if a.Leeway < 0 || time.Duration(a.Leeway) > MaxLeeway {
+		return fieldErr(-1, "leeway", -1, "leeway %s: must not be negative, and at most %s", time.Duration(a.Leeway), MaxLeeway)
 	}
-	for _, alg := range a.Algorithms {
+	for i, alg := range a.Algorithms {
 		if !IsRSAAlgorithm(alg) {
-			return fmt.Errorf("algorithms: %q is not allowed; only RSA algorithms (%s) are", alg, strings.Join(rsaAlgorithms, ", "))
+			algs := RSAAlgorithms()
+			return fieldErr(-1, "algorithms", i, "algorithms: %q is not allowed; only RSA algorithms (%s) are", alg, strings.Join(algs[:], ", "))
 		}
 	}
-	if a.MaxTokenBytes < 0 || a.MaxTokenBytes > 1<<20 {
-		return fmt.Errorf("max_token_bytes %d: must be between 1 and 1048576", a.MaxTokenBytes)
+	if a.MaxTokenBytes < 0 || a.MaxTokenBytes > MaxTokenBytesLimit {
+		return fieldErr(-1, "max_token_bytes", -1, "max_token_bytes %d: must be between 1 and %d", a.MaxTokenBytes, MaxTokenBytesLimit)
 	}
 	if ts := a.TokenSource; ts != nil {
 		switch ts.From {
 		case SourceHeader:
 			if !validHeaderName(ts.Name) {
-				return fmt.Errorf("token_source header %q: not a valid header name", ts.Name)
+				return fieldErr(-1, "token_source", -1, "token_source header %q: not a valid header name", ts.Name)
 			}
 		case SourceCookie, SourceQuery:
 			if ts.Name == "" {
-				return fmt.Errorf("token_source %s: name is required", ts.From)
+				return fieldErr(-1, "token_source", -1, "token_source %s: name is required", ts.From)
 			}
 		default:
-			return fmt.Errorf("token_source %q: must be header, cookie or query", ts.From)
+			return fieldErr(-1, "token_source", -1, "token_source %q: must be header, cookie or query", ts.From)
 		}
 	}
 	seen := map[string]bool{}
 	for _, r := range DefaultHeaders() {
 		seen[NormalizeHeaderName(r.Header)] = true
 	}
-	for _, h := range a.Headers {
+	for i, h := range a.Headers {
 		if h.Claim == "" {
-			return fmt.Errorf("header %q: claim name is required", h.Header)
+			return fieldErr(-1, "headers", i, "header %q: claim name is required", h.Header)
 		}
 		if !validHeaderName(h.Header) {
-			return fmt.Errorf("header %s %q: not a valid header name", h.Claim, h.Header)
+			return fieldErr(-1, "headers", i, "header %s %q: not a valid header name", h.Claim, h.Header)
 		}
 		n := NormalizeHeaderName(h.Header)
 		if reservedHeaders[n] {
-			return fmt.Errorf("header %s %q: this header cannot carry a claim", h.Claim, h.Header)
+			return fieldErr(-1, "headers", i, "header %s %q: this header cannot carry a claim", h.Claim, h.Header)
 		}
 		if seen[n] {
-			return fmt.Errorf("header %s %q: header already set by another claim", h.Claim, h.Header)
+			return fieldErr(-1, "headers", i, "header %s %q: header already set by another claim", h.Claim, h.Header)
 		}
 		seen[n] = true
 	}
@@ -312,16 +320,29 @@ func validHeaderName(s string) bool {
 // issuer is derived from it.
 var poolIDPattern = regexp.MustCompile(`^([a-z]{2}(?:-[a-z]+)+-[0-9]{1,2})_([0-9A-Za-z]+)$`)
 
+// regionPattern is an AWS region name, e.g. us-west-2, us-gov-west-1.
+var regionPattern = regexp.MustCompile(`^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$`)
+
 // PoolRegion returns the AWS region of a Cognito user pool id.
 func PoolRegion(poolID string) (string, error) {
-	m := poolIDPattern.FindStringSubmatch(poolID)
-	if m == nil || len(poolID) > 55 {
-		return "", fmt.Errorf("user_pool %q: not a Cognito user pool id (expected <region>_<id>, e.g. us-west-2_NMATFlcVJ)", poolID)
+	region, ok := poolRegion(poolID)
+	if !ok {
+		return "", fmt.Errorf("user_pool %q: %s", poolID, poolIDHint)
 	}
-	return m[1], nil
+	return region, nil
 }
 
-// PoolIssuer returns the issuer of a Cognito user pool:
+const poolIDHint = "not a Cognito user pool id (expected <region>_<id>, e.g. us-west-2_NMATFlcVJ)"
+
+func poolRegion(poolID string) (string, bool) {
+	m := poolIDPattern.FindStringSubmatch(poolID)
+	if m == nil || len(poolID) > 55 {
+		return "", false
+	}
+	return m[1], true
+}
+
+// PoolIssuer returns the ORIGINAL-format issuer of a Cognito user pool:
 // https://cognito-idp.<region>.amazonaws.com/<pool-id> (".amazonaws.com.cn"
 // in the China regions).
 func PoolIssuer(poolID string) (string, error) {
@@ -329,21 +350,18 @@ func PoolIssuer(poolID string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	domain := "amazonaws.com"
-	if strings.HasPrefix(region, "cn-") {
-		domain = "amazonaws.com.cn"
-	}
-	return "https://cognito-idp." + region + "." + domain + "/" + poolID, nil
+	return poolIssuer(IssuerFormatOriginal, region, poolID), nil
 }
 
-// IssuerURL returns the configured issuer, derived from the user pool when
-// that is what is set. Call it on a validated configuration.
+// IssuerURL returns the issuer of the first trust (for a user pool, its
+// ORIGINAL-format issuer in the pool's region). Call it on a validated
+// configuration.
 func (a *Authorizer) IssuerURL() string {
-	if a.Issuer != "" {
-		return a.Issuer
+	ts := a.TrustList()
+	if len(ts) == 0 {
+		return ""
 	}
-	iss, _ := PoolIssuer(a.UserPool)
-	return iss
+	return ts[0].PrimaryIssuer()
 }
 
 // CheckIssuer validates an issuer URL: absolute http(s), with a host, no

@@ -99,7 +99,7 @@ func TestDefaultsAndHeaderRules(t *testing.T) {
 	}
 	rules := a.HeaderRules()
 	last := rules[len(rules)-1]
-	if last.Header != "X-User-Email" || last.Claims[0] != "email" || len(rules) != 7 {
+	if last.Header != "X-User-Email" || last.Claims[0] != "email" || len(rules) != 8 {
 		t.Fatalf("rules: %+v", rules)
 	}
 	if a.IssuerURL() != "https://cognito-idp.us-west-2.amazonaws.com/us-west-2_NMATFlcVJ" {

@@ -96,6 +96,12 @@ type Keyring struct {
 
 	fetchOK, fetchNotModified, fetchErr atomic.Uint64
 
+	// loopMu guards the refresh loop's life: not started, running (done
+	// closes when it ends) or stopped. lazy: started by StartLazily.
+	loopMu    sync.Mutex
+	loopState int
+	lazy      atomic.Bool
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -125,18 +131,51 @@ func NewKeyring(src Source, opts Options) *Keyring {
 // Source returns the keyring's source.
 func (k *Keyring) Source() Source { return k.src }
 
+// States of the refresh loop.
+const (
+	loopIdle = iota
+	loopRunning
+	loopStopped
+)
+
 // Start runs the first fetch and then the refresh loop in the background,
-// until Stop.
-func (k *Keyring) Start() {
-	go k.loop()
+// until Stop. Starting a started keyring does nothing; starting one that
+// was started lazily and has not fetched yet fetches now.
+func (k *Keyring) Start() { k.startLoop(false) }
+
+// StartLazily arms the keyring without fetching: the first Key call (a
+// token that needs these keys) makes the first fetch, as an on-demand
+// fetch under the cooldown, so a flood of such tokens costs one fetch per
+// cooldown and a source nobody needs is never contacted. The periodic
+// refresh begins after the first successful fetch. It is for key sets that
+// may legitimately not exist, such as the UPDATED-issuer key set of a
+// Cognito pool that has not switched format (AWS answers 403 there).
+func (k *Keyring) StartLazily() { k.lazy.Store(true) }
+
+// startLoop starts the refresh loop once; afterSuccess makes it wait a
+// refresh period first (a key set was just fetched).
+func (k *Keyring) startLoop(afterSuccess bool) {
+	k.loopMu.Lock()
+	defer k.loopMu.Unlock()
+	if k.loopState != loopIdle {
+		return
+	}
+	k.loopState = loopRunning
+	go k.loop(afterSuccess)
 }
 
 // Stop ends the background work and waits for it. A source with idle
 // connections to close (an HTTP client) has them closed, so a stopped
 // keyring leaves no goroutines behind.
 func (k *Keyring) Stop() {
+	k.loopMu.Lock()
+	running := k.loopState == loopRunning
+	k.loopState = loopStopped
+	k.loopMu.Unlock()
 	k.cancel()
-	<-k.done
+	if running {
+		<-k.done
+	}
 	k.mu.Lock()
 	c := k.inflight
 	k.mu.Unlock()
@@ -279,6 +318,9 @@ func (k *Keyring) fetch() error {
 	k.succeeded()
 	k.once.Do(func() { close(k.ready) })
 	k.log.Info("jwks loaded", zap.Strings("kids", set.KeyIDs()), zap.String("version", version))
+	if k.lazy.Load() {
+		k.startLoop(true) // keys are wanted: keep them fresh from now on
+	}
 	return nil
 }
 
@@ -303,11 +345,16 @@ func (k *Keyring) Stats() Stats {
 	}
 }
 
-func (k *Keyring) loop() {
+func (k *Keyring) loop(afterSuccess bool) {
 	defer close(k.done)
 	failures := 0
 	for {
-		err := k.Refresh(k.ctx)
+		var err error
+		if afterSuccess {
+			afterSuccess = false
+		} else {
+			err = k.Refresh(k.ctx)
+		}
 		if k.ctx.Err() != nil {
 			return
 		}

@@ -12,6 +12,8 @@ import (
 
 	"filippo.io/bigmod"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/caddy-cognito/caddy-cognito/config"
 )
 
 // Key is one verification key, ready for the hot path.
@@ -79,8 +81,11 @@ const (
 	maxKeys    = 64
 	minRSABits = 2048
 	maxRSABits = 8192
-	maxKIDLen  = 256
 )
+
+// MaxKeyIDBytes bounds a key id, in a key set and in a token header (where
+// it is attacker input used as a map key). The one home of the rule.
+const MaxKeyIDBytes = 256
 
 // privateMembers are the JWK members of RSA private keys (RFC 7518 §6.3.2)
 // and of symmetric keys ("k").
@@ -163,7 +168,7 @@ func parseKey(raw json.RawMessage) (*Key, string) {
 		return nil, "no kid"
 	}
 	kid := *probe.Kid
-	if len(kid) > maxKIDLen {
+	if len(kid) > MaxKeyIDBytes {
 		return nil, "kid too long"
 	}
 	if probe.Use != "" && probe.Use != "sig" {
@@ -172,7 +177,7 @@ func parseKey(raw json.RawMessage) (*Key, string) {
 	if probe.Ops != nil && !slices.Contains(probe.Ops, "verify") {
 		return nil, fmt.Sprintf("kid %q: key_ops does not include verify", kid)
 	}
-	if probe.Alg != "" && !slices.Contains([]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}, probe.Alg) {
+	if probe.Alg != "" && !config.IsRSAAlgorithm(probe.Alg) {
 		return nil, fmt.Sprintf("kid %q: alg %q is not an RSA signature algorithm", kid, probe.Alg)
 	}
 	for name := range members {
