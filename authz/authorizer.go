@@ -14,7 +14,7 @@
 //     jku/x5u/jwk/x5c ignored;
 //  3. key by kid from the key set; the JWK's alg, when present, must equal
 //     the header's; RSA signature;
-//  3a. (before 3) the trust: the payload's "iss", strictly typed and
+//     3a. (before 3) the trust: the payload's "iss", strictly typed and
 //     compared exactly, selects one of the configured trusts; none → 401
 //     "issuer does not match" with no key lookup; only the selected
 //     trust's keys for that issuer may verify the token;

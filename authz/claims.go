@@ -93,7 +93,7 @@ type claimSet struct {
 // map slot, rounded up so that the accounting errs on the safe side.
 const (
 	entryFixedBytes    = 96 + 80 + 32 // entry, map slot incl. growth slack, FIFO slot
-	claimSetFixedBytes = 240 + 3*16 // claimSet, the three boxed placeholder strings
+	claimSetFixedBytes = 240 + 3*16   // claimSet, the three boxed placeholder strings
 )
 
 // maxNumericDate is 9999-12-31T23:59:59Z. Larger or negative values are

@@ -150,4 +150,3 @@ func (hk *handlerKeys) acquire(ks KeySource, sc SourceContext, lazy bool) (*jwks
 	}
 	return shared.ring, nil
 }
-
