@@ -12,16 +12,17 @@
 //  1. size cap; compact form (exactly three base64url segments);
 //  2. header: alg in the allow-list (RSA only), kid present, no crit;
 //     jku/x5u/jwk/x5c ignored;
-//  3. key by kid from the key set; the JWK's alg, when present, must equal
-//     the header's; RSA signature;
-//     3a. (before 3) the trust: the payload's "iss", strictly typed and
-//     compared exactly, selects one of the configured trusts; none → 401
-//     "issuer does not match" with no key lookup; only the selected
-//     trust's keys for that issuer may verify the token;
-//  4. claims, strictly typed: aud (else client_id) in the trust's
+//  3. trust: the payload is decoded once, and its "iss" (strictly a
+//     string, compared exactly) selects one of the configured trusts; an
+//     issuer no trust accepts is refused ("issuer does not match") before
+//     any key is looked up, so it never causes a key fetch;
+//  4. key by kid from the selected trust's keys for that issuer only (a
+//     kid of another trust is unknown here); the JWK's alg, when present,
+//     must equal the header's; RSA signature;
+//  5. claims, strictly typed: aud (else client_id) in the trust's
 //     audience; exp required and in the future, nbf and iat not in the
-//     future, with leeway; token_use; then scopes (any-of) and groups
-//     (any-of), which answer 403.
+//     future, with leeway; the trust's token_use; then the route's scopes
+//     (any-of) and groups (any-of), which answer 403.
 package authz
 
 import (

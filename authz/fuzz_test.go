@@ -28,6 +28,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
 	"github.com/caddy-cognito/caddy-cognito/config"
 	"github.com/caddy-cognito/caddy-cognito/internal/jwttest"
 )
@@ -130,6 +131,14 @@ func authorizeSeeds() []struct {
 		signed("head-not-object", fuzzSignKnown, []byte(`["RS256"]`), acc),
 		signed("head-trailing", fuzzSignKnown, []byte(`{"alg":"RS256","kid":"kidA"}x`), acc),
 		signed("payload-not-json", fuzzSignKnown, fuzzHead(), []byte(`{"iss":`)),
+		// Several trusts: the other forms and pools of FuzzAuthorize's multi rule.
+		signed("trust-updated-issuer", fuzzSignKnown, fuzzHead(), mustJSON(with(accessClaims(), "iss", testIssuerUpdated))),
+		signed("trust-replica-issuer", fuzzSignKnown, fuzzHead(), mustJSON(with(accessClaims(), "iss", "https://cognito-idp.us-east-1.amazonaws.com/us-west-2_NMATFlcVJ"))),
+		signed("trust-pool-b-id", fuzzSignKnown, fuzzHead(), mustJSON(with(idClaims(), "iss", "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_BBB", "aud", "client-b"))),
+		signed("trust-pool-b-updated", fuzzSignKnown, fuzzHead(), mustJSON(with(idClaims(), "iss", "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_BBB", "aud", "client-b"))),
+		signed("trust-local", fuzzSignB, fuzzHead("kid", "kidB"), mustJSON(with(accessClaims(), "iss", "http://127.0.0.1:9229/local_pool", "client_id", "client-b"))),
+		signed("trust-foreign-key-pool-b", fuzzSignForeign, fuzzHead(), mustJSON(with(idClaims(), "iss", "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_BBB", "aud", "client-b"))),
+		signed("trust-iss-null", fuzzSignForeign, fuzzHead(), mustJSON(with(accessClaims(), "iss", json.RawMessage("null")))),
 		signed("payload-not-utf8", fuzzSignKnown, fuzzHead(), []byte("{\"iss\":\"\xfe\"}")),
 		signed("dup-iss-friendly-last", fuzzSignKnown, fuzzHead(), []byte(`{"iss":"https://evil","iss":"`+testIssuer+`","client_id":"`+testClient+`","exp":1800003600}`)),
 		signed("dup-iss-friendly-first", fuzzSignKnown, fuzzHead(), []byte(`{"iss":"`+testIssuer+`","client_id":"`+testClient+`","exp":1800003600,"iss":"https://evil"}`)),
@@ -163,16 +172,58 @@ func authorizeSeeds() []struct {
 }
 
 type fuzzAuthorizers struct {
-	open, cached, strict *Authorizer
-	openRule, strictRule fuzzRule
+	open, cached, strict, multi     *Authorizer
+	openRule, strictRule, multiRule fuzzRule
+	// asked records whose keys (by issuer) multi looked a kid up in.
+	asked *askedKeys
 }
 
 // fuzzRule is the oracle's copy of a configuration.
 type fuzzRule struct {
 	algs     []string
-	tokenUse string
+	tokenUse string // of the default trust
 	scopes   []string
 	groups   []string
+	trusts   []fuzzTrust // nil: the default trust, testPool
+}
+
+// fuzzTrust is the oracle's copy of a trust.
+type fuzzTrust struct {
+	issuers  []string
+	audience []string
+	tokenUse string
+}
+
+// testIssuerUpdated is testPool's UPDATED-format issuer, which the
+// user_pool shorthand accepts too.
+const testIssuerUpdated = "https://issuer-cognito-idp.us-west-2.amazonaws.com/us-west-2_NMATFlcVJ"
+
+// trustFor returns the trust of rule that accepts iss, or nil.
+func (r fuzzRule) trustFor(iss string) *fuzzTrust {
+	trusts := r.trusts
+	if trusts == nil {
+		trusts = []fuzzTrust{{issuers: []string{testIssuer, testIssuerUpdated}, audience: []string{testClient}, tokenUse: r.tokenUse}}
+	}
+	for i := range trusts {
+		if slices.Contains(trusts[i].issuers, iss) {
+			return &trusts[i]
+		}
+	}
+	return nil
+}
+
+// askedKeys records the issuers whose keys were asked for a kid.
+type askedKeys struct{ issuers []string }
+
+type recordingKeys struct {
+	Keys
+	iss   string
+	asked *askedKeys
+}
+
+func (r recordingKeys) Key(ctx context.Context, kid string) (*jwks.Key, error) {
+	r.asked.issuers = append(r.asked.issuers, r.iss)
+	return r.Keys.Key(ctx, kid)
 }
 
 func newFuzzAuthorizers(t testing.TB) fuzzAuthorizers {
@@ -182,6 +233,26 @@ func newFuzzAuthorizers(t testing.TB) fuzzAuthorizers {
 	fa.open = newTestAuthorizer(t, config.Authorizer{Algorithms: fa.openRule.algs})
 	fa.cached = newTestAuthorizer(t, config.Authorizer{Algorithms: fa.openRule.algs}, WithCache(NewCache(64, func() time.Time { return testNow })))
 	fa.strict = newTestAuthorizer(t, config.Authorizer{TokenUse: "access", Scopes: fa.strictRule.scopes, Groups: fa.strictRule.groups})
+
+	// Several trusts (issue 10): every issuer has the published keys, but
+	// behind its own recorder, so the oracle sees whose keys a token asked.
+	fa.multiRule = fuzzRule{algs: []string{"RS256", "PS256"}, trusts: []fuzzTrust{
+		{issuers: []string{testIssuer, testIssuerUpdated, "https://cognito-idp.us-east-1.amazonaws.com/us-west-2_NMATFlcVJ"}, audience: []string{testClient}},
+		{issuers: []string{"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_BBB"}, audience: []string{"client-b"}, tokenUse: "id"},
+		{issuers: []string{"http://127.0.0.1:9229/local_pool"}, audience: []string{testClient, "client-b"}, tokenUse: "access"},
+	}}
+	fa.asked = &askedKeys{}
+	keys := newSetKeys(t, jwttest.JWKS(keyA, keyB, keyPS, keyAlg))
+	multi, err := New(config.Authorizer{Algorithms: fa.multiRule.algs, Trusts: []config.Trust{
+		{Pool: testPool, Audience: []string{testClient}, ReplicaRegions: []string{"us-east-1"}},
+		{Pool: "eu-west-1_BBB", Audience: []string{"client-b"}, TokenUse: "id", IssuerFormat: "original"},
+		{Issuer: "http://127.0.0.1:9229/local_pool", Audience: []string{testClient, "client-b"}, TokenUse: "access"},
+	}}, nil, WithClock(func() time.Time { return testNow }), WithCache(NewCache(64, func() time.Time { return testNow })),
+		WithKeysFor(func(_ int, iss string) Keys { return recordingKeys{Keys: keys, iss: iss, asked: fa.asked} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.multi = multi
 	return fa
 }
 
@@ -215,8 +286,12 @@ func FuzzAuthorize(f *testing.F) {
 			name string
 			a    *Authorizer
 			rule fuzzRule
-		}{{"open", fa.open, fa.openRule}, {"strict", fa.strict, fa.strictRule}} {
+		}{{"open", fa.open, fa.openRule}, {"strict", fa.strict, fa.strictRule}, {"multi", fa.multi, fa.multiRule}} {
+			fa.asked.issuers = fa.asked.issuers[:0]
 			claims, err := c.a.Authorize(ctx, tok)
+			if c.name == "multi" {
+				checkKeysAsked(t, tok, fa.asked.issuers, c.rule)
+			}
 			if err == nil {
 				checkAccepted(t, c.name, tok, claims, c.rule)
 			} else {
@@ -243,8 +318,10 @@ func signRaw(t testing.TB, k *jwttest.Key, alg string, head, payload []byte) str
 }
 
 // postSignature are the reasons given only after the signature verified.
+// ("issuer" is given before: the issuer selects the trust whose keys
+// verify, and an issuer no trust accepts is refused without a key lookup.)
 var postSignature = map[string]bool{
-	"issuer": true, "audience": true, "no_exp": true, "expired": true, "not_yet_valid": true,
+	"audience": true, "no_exp": true, "expired": true, "not_yet_valid": true,
 	"issued_in_future": true, "token_use": true, "scope": true, "group": true,
 }
 
@@ -266,7 +343,35 @@ func checkDenial(t *testing.T, who, tok string, err error, rule *fuzzRule) {
 	if len(tok) >= 8 && strings.Contains(e.Description+e.Challenge([]string{"s"}), tok) {
 		t.Fatalf("%s: the public answer echoes the token", who)
 	}
-	if postSignature[e.Reason] || e.Description == "token claims are malformed" || e.Description == "token payload is malformed" {
+	if e.Reason == "issuer" && rule != nil {
+		// Refused before the signature: the payload must be an object
+		// whose "iss" (absent, or a string) no trust accepts.
+		if m, known := payloadObject(tok); known {
+			if m == nil {
+				t.Fatalf("%s: issuer refusal of a payload that is not a JSON object", who)
+			}
+			iss, isStr := m["iss"].(string)
+			if _, present := m["iss"]; present && !isStr {
+				t.Fatalf("%s: issuer refusal of a non-string iss %v", who, m["iss"])
+			}
+			if rule.trustFor(iss) != nil {
+				t.Fatalf("%s: refused issuer %q, which the rule trusts", who, iss)
+			}
+		}
+	}
+	malformedClaims := e.Description == "token claims are malformed" || e.Description == "token payload is malformed"
+	if malformedClaims && rule != nil && verifyIndependently(tok) != "" {
+		// Before the signature only the payload's form and its "iss" are
+		// read: anything else malformed is found after it.
+		if m, known := payloadObject(tok); known && m != nil {
+			v, present := m["iss"]
+			if _, isStr := v.(string); isStr || !present {
+				t.Fatalf("%s: %q for a payload whose form and iss are fine, before its signature verified", who, e.Description)
+			}
+		}
+		return
+	}
+	if postSignature[e.Reason] || malformedClaims {
 		if why := verifyIndependently(tok); why != "" {
 			t.Fatalf("%s: denial %q (%v) is only given after a verified signature, but: %s", who, e.Reason, e, why)
 		}
@@ -462,7 +567,9 @@ func expectedOutcome(tok string, rule fuzzRule) (want string, m map[string]any, 
 		dates[name] = i
 	}
 	now := testNow.Unix()
-	if iss, _ := m["iss"].(string); iss != testIssuer {
+	iss, _ := m["iss"].(string)
+	trust := rule.trustFor(iss)
+	if trust == nil {
 		return "issuer", m, true
 	}
 	if v, ok := m["aud"]; ok {
@@ -470,10 +577,10 @@ func expectedOutcome(tok string, rule fuzzRule) (want string, m map[string]any, 
 		if !isArr {
 			auds = []string{v.(string)}
 		}
-		if !slices.Contains(auds, testClient) {
+		if !slices.ContainsFunc(auds, func(a string) bool { return slices.Contains(trust.audience, a) }) {
 			return "audience", m, true
 		}
-	} else if cid, _ := m["client_id"].(string); cid != testClient {
+	} else if cid, _ := m["client_id"].(string); !slices.Contains(trust.audience, cid) {
 		return "audience", m, true
 	}
 	exp, ok := dates["exp"]
@@ -489,7 +596,7 @@ func expectedOutcome(tok string, rule fuzzRule) (want string, m map[string]any, 
 	if iat, ok := dates["iat"]; ok && iat > now {
 		return "issued_in_future", m, true
 	}
-	if tu, _ := m["token_use"].(string); rule.tokenUse != "" && tu != rule.tokenUse {
+	if tu, _ := m["token_use"].(string); trust.tokenUse != "" && tu != trust.tokenUse {
 		return "token_use", m, true
 	}
 	var scopes []string
@@ -509,6 +616,53 @@ func expectedOutcome(tok string, rule fuzzRule) (want string, m map[string]any, 
 		return "group", m, true
 	}
 	return "allow", m, true
+}
+
+// payloadObject decodes tok's payload with encoding/json: m is nil if it
+// is not a clean JSON object; known is false where the engine's own
+// limits (depth, members) decide instead.
+func payloadObject(tok string) (m map[string]any, known bool) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, false
+	}
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(parts[1])
+	if err != nil {
+		return nil, true
+	}
+	if jsonDepth(payload) >= 16 {
+		return nil, false
+	}
+	m, ok := decodeObject(payload)
+	if !ok {
+		return nil, true
+	}
+	if len(m) > 200 {
+		return nil, false
+	}
+	return m, true
+}
+
+// checkKeysAsked: a token asks the keys of the issuer it names, and of no
+// other; a token whose issuer no trust accepts asks none.
+func checkKeysAsked(t *testing.T, tok string, asked []string, rule fuzzRule) {
+	t.Helper()
+	if len(asked) == 0 {
+		return
+	}
+	m, known := payloadObject(tok)
+	if !known {
+		return
+	}
+	iss, _ := m["iss"].(string)
+	if m == nil || rule.trustFor(iss) == nil {
+		t.Fatalf("multi: keys of %v asked for a token whose issuer %q no trust accepts", asked, iss)
+	}
+	for _, a := range asked {
+		if a != iss {
+			t.Fatalf("multi: keys of %s asked for a token naming %s", a, iss)
+		}
+	}
 }
 
 // strArray returns v as strings if it is a JSON array of strings.
