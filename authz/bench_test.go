@@ -275,6 +275,83 @@ func BenchmarkAuthorizeCached(b *testing.B) {
 	bl.report(b)
 }
 
+// BenchmarkAuthorizeCachedThreeTrusts is BenchmarkAuthorizeCached with
+// three trusts (issue 10): two other pools (one with its UPDATED form and
+// a replica Region) are listed before the tokens' pool, so selection
+// compares the token's issuer with five others first. Each trust has its
+// own keys.
+func BenchmarkAuthorizeCachedThreeTrusts(b *testing.B) {
+	toks := signedBenchTokens(b, 1024)
+	bl := &baseline{in: newRSAInput(b, toks[0])}
+	ctx := context.Background()
+	a := newThreeTrustAuthorizer(b, NewCache(0, func() time.Time { return testNow }))
+	for _, t := range toks {
+		if _, err := a.Authorize(ctx, t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := a.Authorize(ctx, toks[i%len(toks)]); err != nil {
+			b.Fatal(err)
+		}
+		if i%4096 == 4095 {
+			bl.maybeSample(b, every-1)
+		}
+	}
+	bl.report(b)
+}
+
+// BenchmarkAuthorizeNoCacheThreeTrusts is BenchmarkAuthorizeNoCache with
+// the three trusts of BenchmarkAuthorizeCachedThreeTrusts.
+func BenchmarkAuthorizeNoCacheThreeTrusts(b *testing.B) {
+	toks := signedBenchTokens(b, 1024)
+	bl := &baseline{in: newRSAInput(b, toks[0])}
+	ctx := context.Background()
+	a := newThreeTrustAuthorizer(b, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := a.Authorize(ctx, toks[i%len(toks)]); err != nil {
+			b.Fatal(err)
+		}
+		bl.maybeSample(b, i)
+	}
+	bl.report(b)
+}
+
+func newThreeTrustAuthorizer(b *testing.B, cache *Cache) *Authorizer {
+	b.Helper()
+	testKeys(b)
+	opts := []Option{WithClock(func() time.Time { return testNow })}
+	if cache != nil {
+		opts = append(opts, WithCache(cache))
+	}
+	keysOf := map[string]Keys{}
+	opts = append(opts, WithKeysFor(func(_ int, iss string) Keys {
+		if iss == testIssuer {
+			return newSetKeys(b, jwttest.JWKS(keyA, keyB))
+		}
+		if keysOf[iss] == nil {
+			keysOf[iss] = newSetKeys(b, jwttest.JWKS(keyForeign))
+		}
+		return keysOf[iss]
+	}))
+	a, err := New(config.Authorizer{
+		Scopes: []string{"order/get.order", "openid", "aws.cognito.signin.user.admin"},
+		Trusts: []config.Trust{
+			{Pool: "us-west-2_AAAAAAAAA", Audience: []string{"other-client"}, ReplicaRegions: []string{"us-east-1"}},
+			{Pool: "us-west-2_BBBBBBBBB", Audience: []string{"another-client"}, IssuerFormat: "original"},
+			{Pool: testPool, Audience: []string{testClient}},
+		},
+	}, nil, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
 // BenchmarkAuthorizeCached100k: hits spread at random over a cache holding
 // 100 000 tokens, so the entries are mostly out of the CPU caches. The
 // request's token itself is in cache, as it is in a server that has just

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -242,6 +243,109 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 			if !strings.Contains(string(out), w) {
 				t.Errorf("Caddyfile.example (JWKS_SOURCE=%s) lacks %s", source, w)
 			}
+		}
+	}
+}
+
+func TestCaddyfileTrusts(t *testing.T) {
+	out, err := adapt(t, `:80 {
+	cognito_auth {
+		pool us-east-1_AAA {
+			audience c1 c2
+			replica_regions us-west-2 eu-west-1
+			issuer_format any
+			token_use access
+			jwks file /etc/caddy/a.json
+		}
+		pool eu-west-1_BBB {
+			audience c3
+		}
+		issuer https://login.partner.example {
+			audience api://orders
+			jwks discovery
+		}
+		scopes order/get.order
+		groups admins
+		header email X-User-Email
+		max_token_bytes 8192
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"groups":["admins"],"handler":"cognito_auth","headers":[{"claim":"email","header":"X-User-Email"}],"max_token_bytes":8192,"scopes":["order/get.order"],` +
+		`"trusts":[{"audience":["c1","c2"],"issuer_format":"any","jwks":{"path":"/etc/caddy/a.json","source":"file"},"pool":"us-east-1_AAA","replica_regions":["us-west-2","eu-west-1"],"token_use":"access"},` +
+		`{"audience":["c3"],"pool":"eu-west-1_BBB"},` +
+		`{"audience":["api://orders"],"issuer":"https://login.partner.example","jwks":{"source":"discovery"}}]}`
+	if got := firstHandler(t, out); got != want {
+		t.Errorf("handler JSON\n got %s\nwant %s", got, want)
+	}
+	// The shorthand's JSON is unchanged, and max_token_size is an alias.
+	out, err = adapt(t, ":80 {\ncognito_auth {\nuser_pool us-west-2_NMATFlcVJ\naudience x\nmax_token_size 100\n}\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := firstHandler(t, out); got != `{"audience":["x"],"handler":"cognito_auth","max_token_bytes":100,"user_pool":"us-west-2_NMATFlcVJ"}` {
+		t.Errorf("shorthand JSON %s", got)
+	}
+}
+
+// Bad trust configurations fail `caddy adapt` with Validate's words and
+// the line of the setting at fault.
+func TestCaddyfileTrustErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		block string
+		line  int // line of the setting at fault, in the Caddyfile below
+		want  string
+	}{
+		{"trust without audience", "pool us-east-1_AAA {\ntoken_use id\n}", 3, "pool us-east-1_AAA: audience is required"},
+		{"same pool twice", "pool us-east-1_AAA {\naudience a\n}\npool us-east-1_AAA {\naudience b\n}", 6, "pool us-east-1_AAA: listed twice"},
+		{"same issuer twice", "issuer https://x.example {\naudience a\n}\nissuer https://x.example {\naudience b\n}", 6, "listed twice"},
+		{"pool and its issuer", "pool us-east-1_AAA {\naudience a\n}\nissuer https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AAA {\naudience b\n}", 6, "which pool us-east-1_AAA accepts already"},
+		{"replica not a region", "pool us-east-1_AAA {\naudience a\nreplica_regions us-west-2 mars\n}", 5, `replica_regions "mars": not an AWS Region name`},
+		{"replica is own region", "pool us-east-1_AAA {\naudience a\nreplica_regions us-east-1\n}", 5, `replica_regions "us-east-1": the pool's own Region`},
+		{"replica with updated", "pool us-east-1_AAA {\naudience a\nissuer_format updated\nreplica_regions us-west-2\n}", 6, "replica_regions: UPDATED-format issuers"},
+		{"bad issuer_format", "pool us-east-1_AAA {\naudience a\nissuer_format new\n}", 5, `issuer_format "new": must be any, original or updated`},
+		{"issuer_format on issuer", "issuer https://x.example {\naudience a\nissuer_format any\n}", 5, "issuer_format applies to Cognito pools only"},
+		{"malformed pool id", "pool useast1AAA {\naudience a\n}", 3, `pool "useast1AAA": not a Cognito user pool id`},
+		{"mixed with shorthand", "user_pool us-east-1_AAA\naudience a\npool eu-west-1_BBB {\naudience b\n}", 3, "cannot be mixed with pool or issuer blocks"},
+		{"top-level jwks with trusts", "jwks discovery\npool eu-west-1_BBB {\naudience b\n}", 3, "a top-level jwks belongs to the one-trust shorthand"},
+		{"unknown trust option", "pool us-east-1_AAA {\naudience a\nscopes x\n}", 5, `unrecognized option "scopes"`},
+		{"duplicate trust option", "pool us-east-1_AAA {\naudience a\naudience b\n}", 5, "audience already specified"},
+		{"huge leeway, line of leeway", "user_pool us-east-1_AAA\naudience a\nleeway 1h\nscopes x", 5, "at most 5m"},
+		{"header at its line", "user_pool us-east-1_AAA\naudience a\nheader email X-Email\nheader sub Authorization", 6, "cannot carry a claim"},
+		{"max_token_bytes too big", "user_pool us-east-1_AAA\naudience a\nmax_token_bytes 99999999", 5, "max_token_bytes 99999999: must be between 1 and 1048576"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cf := ":80 {\n\tcognito_auth {\n" + tc.block + "\n\t}\n}\n"
+			_, err := adapt(t, cf)
+			if err == nil {
+				t.Fatalf("adapted without error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q lacks %q", err, tc.want)
+			}
+			if at := fmt.Sprintf("Caddyfile:%d", tc.line); !strings.Contains(err.Error(), at) {
+				t.Errorf("error %q does not name line %d", err, tc.line)
+			}
+		})
+	}
+}
+
+// A JSON config with trusts gets the same checks at provision time.
+func TestJSONTrustValidation(t *testing.T) {
+	for _, tc := range []struct{ json, want string }{
+		{`{"handler":"cognito_auth","trusts":[{"pool":"us-east-1_AAA"}]}`, "pool us-east-1_AAA: audience is required"},
+		{`{"handler":"cognito_auth","trusts":[{"pool":"us-east-1_AAA","audience":["a"],"replica_regions":["us-east-1"]}]}`, "the pool's own Region"},
+		{`{"handler":"cognito_auth","user_pool":"us-east-1_AAA","trusts":[{"pool":"eu-west-1_BBB","audience":["a"]}]}`, "cannot be mixed"},
+		{`{"handler":"cognito_auth","trusts":[{"issuer":"https://x.example","audience":["a"],"jwks":{"source":"nope"}}]}`, "nope"},
+	} {
+		cfg := `{"apps":{"http":{"servers":{"s":{"listen":[":0"],"routes":[{"handle":[` + tc.json + `]}]}}}}}`
+		err := caddy.Validate(mustConfig(t, cfg))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.json, err, tc.want)
 		}
 	}
 }
