@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -132,7 +133,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			dur, err := caddy.ParseDuration(v)
 			if err != nil {
-				return d.Errf("%s %q: %v", opt, v, err)
+				return d.WrapErr(fmt.Errorf("%s %q: %w", opt, v, err))
 			}
 			if opt == "leeway" {
 				h.Leeway = config.Duration(dur)

@@ -105,6 +105,11 @@ type Handler struct {
 	denyLog *zap.Logger
 
 	errRoutes *sync.Map // *caddyhttp.Server → bool: may denials go to its error routes (errorroutes.go)
+
+	// issuerJWKSURL, when set (tests), replaces <iss>/.well-known/jwks.json
+	// as the default key set URL of an issuer, so the per-form keyrings of
+	// a Cognito pool can be exercised against local servers.
+	issuerJWKSURL func(iss string) string
 }
 
 // Config is the handler's authorization rule: config.Authorizer, whose

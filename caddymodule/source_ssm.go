@@ -121,7 +121,7 @@ func (s *SSMSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	s.Parameter = d.Val()
 	if err := ssmsource.CheckParameterName(s.Parameter); err != nil {
-		return d.Errf("jwks ssm: %v", err)
+		return d.WrapErr(fmt.Errorf("jwks ssm: %w", err))
 	}
 	if d.NextArg() {
 		return d.ArgErr()
@@ -156,7 +156,7 @@ func (s *SSMSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	if err := s.validate(); err != nil {
-		return d.Errf("jwks ssm: %v", err)
+		return d.WrapErr(fmt.Errorf("jwks ssm: %w", err))
 	}
 	return nil
 }

@@ -116,7 +116,7 @@ func (t *Timing) UnmarshalTimingOption(d *caddyfile.Dispenser) (bool, error) {
 	}
 	v, err := caddy.ParseDuration(d.Val())
 	if err != nil {
-		return true, d.Errf("%s %q: %v", name, d.Val(), err)
+		return true, d.WrapErr(fmt.Errorf("%s %q: %w", name, d.Val(), err))
 	}
 	if v <= 0 {
 		return true, d.Errf("%s %q: must be positive", name, d.Val())

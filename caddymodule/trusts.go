@@ -94,7 +94,11 @@ func (h *Handler) acquireTrustKeys(ctx caddy.Context) (_ *handlerKeys, err error
 		}
 		for _, iss := range issuers {
 			sc.Issuer = iss.Issuer
-			ring, err := hk.acquire(&URLSource{}, sc, !iss.Primary)
+			src := &URLSource{}
+			if h.issuerJWKSURL != nil {
+				src.URL = h.issuerJWKSURL(iss.Issuer)
+			}
+			ring, err := hk.acquire(src, sc, !iss.Primary)
 			if err != nil {
 				return nil, fmt.Errorf("%s: jwks for issuer %s: %w", t.Label(), iss.Issuer, err)
 			}
