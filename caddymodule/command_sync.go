@@ -37,7 +37,7 @@ const (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "cognito-jwks-sync",
-		Usage: "--user-pool <id> --parameter <name> [--jwks-url <url>] [--region <region>] [--endpoint <url>] [--interval <duration>] [--timeout <duration>] [--dry-run]",
+		Usage: "--user-pool <id> --parameter <name> [--issuer-format original|updated] [--jwks-url <url>] [--region <region>] [--endpoint <url>] [--interval <duration>] [--timeout <duration>] [--dry-run]",
 		Short: "Copies a Cognito user pool's JWKS into an SSM parameter",
 		Long: `
 Fetches the JWKS of a Cognito user pool over HTTPS, checks it with the same
@@ -52,6 +52,11 @@ Sidecars that cannot reach Cognito read the parameter with:
 
 --user-pool <id>       The user pool, e.g. us-west-2_NMATFlcVJ. Its JWKS URL is
                        https://cognito-idp.<region>.amazonaws.com/<id>/.well-known/jwks.json
+--issuer-format <f>    Which of the pool's issuers' key set to publish:
+                       original (default, served for every pool) or updated,
+                       https://issuer-cognito-idp.<region>.amazonaws.com/<id>/.well-known/jwks.json
+                       (only for a pool whose IssuerConfiguration is UPDATED;
+                       AWS answers 403 for the others).
 --parameter <name>     The SSM parameter, e.g. /rootski/cognito/jwks.json.
 --jwks-url <url>       Fetch the key set from this URL instead.
 --region <region>      Region of the parameter. Default: AWS_REGION or the
@@ -77,6 +82,7 @@ the next interval retries; SIGINT/SIGTERM end it with status 0.
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("user-pool", "", "Cognito user pool id, e.g. us-west-2_NMATFlcVJ")
 			cmd.Flags().String("parameter", "", "SSM parameter name, e.g. /rootski/cognito/jwks.json")
+			cmd.Flags().String("issuer-format", "", "original (default) or updated: whose key set --user-pool names")
 			cmd.Flags().String("jwks-url", "", "JWKS URL (default: derived from --user-pool)")
 			cmd.Flags().String("region", "", "AWS region of the parameter")
 			cmd.Flags().String("endpoint", "", "SSM endpoint URL")
@@ -94,9 +100,9 @@ the next interval retries; SIGINT/SIGTERM end it with status 0.
 
 // syncFlags are the parsed flags of cognito-jwks-sync.
 type syncFlags struct {
-	userPool, parameter, jwksURL, region, endpoint string
-	interval, timeout                              time.Duration
-	dryRun                                         bool
+	userPool, issuerFormat, parameter, jwksURL, region, endpoint string
+	interval, timeout                                            time.Duration
+	dryRun                                                       bool
 }
 
 func (f *syncFlags) check() error {
@@ -114,8 +120,18 @@ func (f *syncFlags) check() error {
 			return fmt.Errorf("--user-pool: %w", err)
 		}
 	}
+	if f.issuerFormat != "" && f.jwksURL != "" {
+		return errors.New("--issuer-format chooses the key set of --user-pool; --jwks-url names one itself: give one of them")
+	}
 	if f.jwksURL == "" {
-		iss, _ := config.PoolIssuer(f.userPool)
+		format := f.issuerFormat
+		if format == "" {
+			format = config.IssuerFormatOriginal
+		}
+		iss, err := config.PoolIssuerURL(f.userPool, format)
+		if err != nil {
+			return fmt.Errorf("--issuer-format: %w", err)
+		}
 		f.jwksURL = config.JWKSURL(iss)
 	}
 	if _, err := jwks.NewHTTPSource(f.jwksURL, nil); err != nil {
@@ -132,14 +148,15 @@ func (f *syncFlags) check() error {
 
 func cmdJWKSSync(fl caddycmd.Flags, stdout, stderr io.Writer) (int, error) {
 	f := syncFlags{
-		userPool:  fl.String("user-pool"),
-		parameter: fl.String("parameter"),
-		jwksURL:   fl.String("jwks-url"),
-		region:    fl.String("region"),
-		endpoint:  fl.String("endpoint"),
-		interval:  fl.Duration("interval"),
-		timeout:   fl.Duration("timeout"),
-		dryRun:    fl.Bool("dry-run"),
+		userPool:     fl.String("user-pool"),
+		issuerFormat: fl.String("issuer-format"),
+		parameter:    fl.String("parameter"),
+		jwksURL:      fl.String("jwks-url"),
+		region:       fl.String("region"),
+		endpoint:     fl.String("endpoint"),
+		interval:     fl.Duration("interval"),
+		timeout:      fl.Duration("timeout"),
+		dryRun:       fl.Bool("dry-run"),
 	}
 	if err := f.check(); err != nil {
 		return SyncExitUsage, fmt.Errorf("cognito-jwks-sync: %w", err)
