@@ -239,7 +239,7 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Caddyfile.example (JWKS_SOURCE=%s): %v", source, err)
 		}
-		for _, w := range []string{`"handler":"cognito_auth"`, want, `"scopes":["order/post.order"]`, `"scopes":["order/get.order"]`} {
+		for _, w := range []string{`"handler":"cognito_auth"`, want, `"scopes":["order/post.order"]`, `"scopes":["order/get.order"]`, `"trusts":[{`} {
 			if !strings.Contains(string(out), w) {
 				t.Errorf("Caddyfile.example (JWKS_SOURCE=%s) lacks %s", source, w)
 			}
