@@ -27,10 +27,13 @@ type env struct {
 	http    *http.Client
 	poolA   string
 	poolB   string
-	main    string // app client of pool A, accepted by most routes
-	other   string // app client of pool A that no route but /other accepts
-	short   string // app client of pool A with 3 s tokens
-	clientB string // app client of pool B
+	main    string            // app client of pool A, accepted by most routes
+	other   string            // app client of pool A that no route but /other accepts
+	short   string            // app client of pool A with 3 s tokens
+	clientB string            // app client of pool B
+	poolC   string            // a pool no route trusts
+	clientC string            // app client of pool C
+	dave    cognitolocal.User // pool C
 	alice   cognitolocal.User
 	bob     cognitolocal.User
 	carol   cognitolocal.User // pool B
@@ -119,6 +122,23 @@ http://127.0.0.1:{{.Port}} {
 			issuer {{.IssB}}
 			jwks url {{.JWKSB}}
 			audience {{.ClientB}}
+		}
+		reverse_proxy {{.Backend}}
+	}
+
+	# two pools in one handler (issue 10): each token's iss picks its trust,
+	# with that trust's audience and keys; pool C is trusted nowhere
+	handle /twopools/* {
+		cognito_auth {
+			issuer {{.IssA}} {
+				audience {{.Main}}
+				jwks url {{.JWKSA}}
+			}
+			issuer {{.IssB}} {
+				audience {{.ClientB}}
+				token_use access
+				jwks url {{.JWKSB}}
+			}
 		}
 		reverse_proxy {{.Backend}}
 	}
@@ -329,6 +349,28 @@ func TestEndToEnd(t *testing.T) {
 		wantDenied(t, e.get(t, "/poolb/x", aliceMain.AccessToken, nil), 401, true)
 	})
 
+	t.Run("two pools in one handler: each by its own issuer, audience and token_use", func(t *testing.T) {
+		carol := e.login(t, e.clientB, e.carol)
+		for _, c := range []struct {
+			tok, iss string
+		}{{aliceMain.AccessToken, e.cl.Issuer(e.poolA)}, {aliceMain.IDToken, e.cl.Issuer(e.poolA)}, {carol.AccessToken, e.cl.Issuer(e.poolB)}} {
+			ec := wantOK(t, e.get(t, "/twopools/x", c.tok, nil))
+			if got := strings.Join(ec.Cognito["X-Cognito-Issuer"], ","); got != c.iss {
+				t.Errorf("X-Cognito-Issuer %q, want %q", got, c.iss)
+			}
+		}
+		// Pool B's trust takes access tokens only.
+		wantDenied(t, e.get(t, "/twopools/x", carol.IDToken, nil), 401, true)
+		// A client of pool A that pool A's trust does not list.
+		other := e.login(t, e.other, e.alice)
+		wantDenied(t, e.get(t, "/twopools/x", other.AccessToken, nil), 401, true)
+		// A pool the route does not trust, although cognito-local signs
+		// every pool with the same key.
+		dave := e.login(t, e.clientC, e.dave)
+		wantDenied(t, e.get(t, "/twopools/x", dave.AccessToken, nil), 401, true)
+		wantDenied(t, e.get(t, "/twopools/x", dave.IDToken, nil), 401, true)
+	})
+
 	t.Run("spoofed identity headers never reach the backend", func(t *testing.T) {
 		spoof := http.Header{
 			"X-Cognito-Sub":      {"evil"},
@@ -489,7 +531,7 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-// provision creates two pools, four app clients, a group and three users.
+// provision creates three pools, five app clients, a group and four users.
 func provision(ctx context.Context, t *testing.T, e *env) {
 	t.Helper()
 	must := func(err error) {
@@ -512,12 +554,18 @@ func provision(ctx context.Context, t *testing.T, e *env) {
 	must(err)
 	e.clientB, err = c.CreateAppClient(ctx, e.poolB, "pool-b", 0)
 	must(err)
+	e.poolC, err = c.CreateUserPool(ctx, "e2e-untrusted")
+	must(err)
+	e.clientC, err = c.CreateAppClient(ctx, e.poolC, "pool-c", 0)
+	must(err)
 	must(c.CreateGroup(ctx, e.poolA, "admins"))
 	e.alice, err = c.CreateUser(ctx, e.poolA, "alice@example.com", password, "admins")
 	must(err)
 	e.bob, err = c.CreateUser(ctx, e.poolA, "bob@example.com", password)
 	must(err)
 	e.carol, err = c.CreateUser(ctx, e.poolB, "carol@example.com", password)
+	must(err)
+	e.dave, err = c.CreateUser(ctx, e.poolC, "dave@example.com", password)
 	must(err)
 }
 
