@@ -118,7 +118,7 @@ func cacheAsVerified(b *testing.B, a *Authorizer, tok string) {
 	a.cache.put(&sum, c)
 }
 
-func newBenchAuthorizer(b *testing.B, cache *Cache) *Authorizer {
+func newBenchAuthorizer(b testing.TB, cache *Cache) *Authorizer {
 	b.Helper()
 	opts := []Option{}
 	if cache != nil {
@@ -321,7 +321,7 @@ func BenchmarkAuthorizeNoCacheThreeTrusts(b *testing.B) {
 	bl.report(b)
 }
 
-func newThreeTrustAuthorizer(b *testing.B, cache *Cache) *Authorizer {
+func newThreeTrustAuthorizer(b testing.TB, cache *Cache) *Authorizer {
 	b.Helper()
 	testKeys(b)
 	opts := []Option{WithClock(func() time.Time { return testNow })}
