@@ -24,10 +24,10 @@ import (
 
 // caddyfileSeeds are cognito_auth directives, valid and not.
 var caddyfileSeeds = map[string]string{
-	"trusts": "cognito_auth {\n\tpool us-east-1_AAA {\n\t\taudience c1 c2\n\t\treplica_regions us-west-2\n\t\tissuer_format any\n\t\ttoken_use access\n\t\tjwks file /x.json\n\t}\n\tissuer https://login.partner.example {\n\t\taudience api://orders\n\t\tjwks discovery\n\t}\n\tscopes a\n}",
+	"trusts":       "cognito_auth {\n\tpool us-east-1_AAA {\n\t\taudience c1 c2\n\t\treplica_regions us-west-2\n\t\tissuer_format any\n\t\ttoken_use access\n\t\tjwks file /x.json\n\t}\n\tissuer https://login.partner.example {\n\t\taudience api://orders\n\t\tjwks discovery\n\t}\n\tscopes a\n}",
 	"trusts-mixed": "cognito_auth {\n\tuser_pool us-east-1_AAA\n\taudience a\n\tpool eu-west-1_BBB {\n\t\taudience b\n\t}\n}",
-	"trusts-dup": "cognito_auth {\n\tpool us-east-1_AAA {\n\t\taudience a\n\t}\n\tissuer https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AAA {\n\t\taudience a\n\t}\n}",
-	"minimal": "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience 6vo4qadm0jp3e8kkk0c2d2l8im\n}",
+	"trusts-dup":   "cognito_auth {\n\tpool us-east-1_AAA {\n\t\taudience a\n\t}\n\tissuer https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AAA {\n\t\taudience a\n\t}\n}",
+	"minimal":      "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience 6vo4qadm0jp3e8kkk0c2d2l8im\n}",
 	"everything": `cognito_auth {
 	issuer https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc
 	audience a b
