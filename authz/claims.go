@@ -195,7 +195,7 @@ func parseMembers(members []member, in *interner) (*entry, error) {
 	}
 	// Username: "username" unless absent or empty, then "cognito:username".
 	switch {
-	case userRaw != nil && len(userRaw) > 2:
+	case len(userRaw) > 2:
 	case cognitoUserRaw != nil:
 		userRaw = cognitoUserRaw
 	}

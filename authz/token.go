@@ -207,11 +207,6 @@ func newAlgSet(algs []string) (algSet, error) {
 	return s, nil
 }
 
-func (s algSet) has(alg string) bool {
-	i, ok := algIndex(alg)
-	return ok && s.hasIdx(i)
-}
-
 func (s algSet) hasIdx(i uint8) bool { return i < 8 && s&(1<<i) != 0 }
 
 var (
