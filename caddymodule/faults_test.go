@@ -79,7 +79,7 @@ func caddyConfig(globals, siteBody string) string {
 		globals += "\n\t" + quietLog
 	}
 	return fmt.Sprintf(`{
-	admin localhost:2999
+	admin localhost:%d
 	http_port %d
 	auto_https off
 	%s
@@ -87,7 +87,7 @@ func caddyConfig(globals, siteBody string) string {
 :%d {
 %s
 }
-`, sitePort, globals, sitePort, siteBody)
+`, adminPort, sitePort, globals, sitePort, siteBody)
 }
 
 // quietLog keeps the test Caddy's default log to errors. Denials are logged
@@ -102,37 +102,24 @@ const quietLog = `log {
 func (e *env) loadWithGlobals(globals, siteBody string) {
 	e.t.Helper()
 	e.tester.InitServer(caddyConfig(globals, siteBody), "caddyfile")
-	adminSettle()
 	if e.t.Failed() {
 		e.t.FailNow()
 	}
+	waitHandover(e.t)
+	e.tester.Client.CloseIdleConnections()
 	loads.Add(1)
 }
 
 // reload does what `caddy reload` does: POST the changed Caddyfile to the
-// admin API's /load, which answers once the new config runs. Each load
-// restarts the admin endpoint, so every reload uses a new connection.
+// admin API's /load, which answers once the new config runs, then waits
+// for the old config's sockets to close (waitHandover) and drops the
+// test client's connections to the old servers. Each load restarts the
+// admin endpoint, so every reload uses a new connection.
 func (e *env) reload(globals, siteBody string) {
 	e.t.Helper()
 	admin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
-	cfg := caddyConfig(globals, siteBody)
-	var resp *http.Response
-	var err error
-	// Caddy replaces its admin listener on every load and shuts the old one
-	// down in the background, so a connection made just after a load can
-	// land on the closing socket and get no response. Loading the same
-	// config again is harmless, so such a POST is sent again, as an
-	// operator's retry would.
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			time.Sleep(50 * time.Millisecond)
-		}
-		resp, err = admin.Post("http://localhost:2999/load", "text/caddyfile", strings.NewReader(cfg))
-		if err == nil {
-			break
-		}
-		e.t.Logf("reload attempt %d got no response: %v", attempt+1, err)
-	}
+	resp, err := admin.Post(fmt.Sprintf("http://localhost:%d/load", adminPort), "text/caddyfile",
+		strings.NewReader(caddyConfig(globals, siteBody)))
 	if err != nil {
 		e.t.Fatalf("reload: %v", err)
 	}
@@ -141,6 +128,8 @@ func (e *env) reload(globals, siteBody string) {
 		body, _ := io.ReadAll(resp.Body)
 		e.t.Fatalf("reload: %d %s", resp.StatusCode, body)
 	}
+	waitHandover(e.t)
+	e.tester.Client.CloseIdleConnections()
 }
 
 // logLines returns the JSON log entries written to path.

@@ -108,12 +108,6 @@ func (e *env) load(siteBody string) {
 	e.loadWithGlobals("grace_period 1ns", siteBody)
 }
 
-// adminSettle waits out the admin hand-over that follows every load: Caddy
-// starts a new admin listener and closes the old one in the background, and
-// caddytest's next request to the admin API (it has no retry) could land on
-// the closing socket and fail the test for nothing.
-func adminSettle() { time.Sleep(20 * time.Millisecond) }
-
 // authBlock is a cognito_auth block for this env with extra lines.
 func (e *env) authBlock(extra ...string) string {
 	return fmt.Sprintf(`cognito_auth {
