@@ -101,7 +101,15 @@ const quietLog = `log {
 // loadWithGlobals is e.load with extra global options.
 func (e *env) loadWithGlobals(globals, siteBody string) {
 	e.t.Helper()
-	e.tester.InitServer(caddyConfig(globals, siteBody), "caddyfile")
+	e.loadConfig(caddyConfig(globals, siteBody))
+}
+
+// loadConfig loads a whole Caddyfile with caddytest, waits for the old
+// config's sockets to close (waitHandover) and drops the test client's
+// connections to the old servers.
+func (e *env) loadConfig(caddyfile string) {
+	e.t.Helper()
+	e.tester.InitServer(caddyfile, "caddyfile")
 	if e.t.Failed() {
 		e.t.FailNow()
 	}

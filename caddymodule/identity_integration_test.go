@@ -62,12 +62,7 @@ func TestIntegrationHandleErrorsThatProxyNeverSeeDenials(t *testing.T) {
 			if tc.named != "" {
 				cfg += strings.ReplaceAll(tc.named, "BACKEND", e.backend.URL)
 			}
-			e.tester.InitServer(cfg, "caddyfile")
-			adminSettle()
-			if t.Failed() {
-				t.FailNow()
-			}
-			loads.Add(1)
+			e.loadConfig(cfg)
 			for range 3 {
 				r := e.do(http.MethodPost, "/orders")
 				e.expect(r, 401, "Bearer", `{"message":"Unauthorized"}`)
