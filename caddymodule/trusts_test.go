@@ -138,3 +138,33 @@ func TestIntegrationSeveralTrusts(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Two handlers share one key source (so one keyring and one verified-token
+// cache) but trust different pools: a token verified and cached by one is
+// refused by the other, on every request.
+func TestIntegrationCacheSharedAcrossHandlersRechecksTrusts(t *testing.T) {
+	e := newEnv(t)
+	issA, issB := e.issuer+"/pool-a", e.issuer+"/pool-b"
+	trust := func(iss string) string {
+		return fmt.Sprintf("cognito_auth {\n\t\t\tissuer %s {\n\t\t\t\taudience %s\n\t\t\t\tjwks url %s\n\t\t\t}\n\t\t}", iss, testClient, e.jwks.JWKSURL())
+	}
+	e.load(fmt.Sprintf(`
+	route /a/* {
+		%s
+		reverse_proxy %s
+	}
+	route /b/* {
+		%s
+		reverse_proxy %s
+	}`, trust(issA), e.backend.URL, trust(issB), e.backend.URL))
+	tokA, tokB := e.token("iss", issA), e.token("iss", issB)
+	for range 2 { // verified, then from the cache
+		e.expect(e.do("GET", "/a/x", "Authorization", "Bearer "+tokA), 200, "", "")
+		e.expect(e.do("GET", "/b/x", "Authorization", "Bearer "+tokB), 200, "", "")
+		e.expect(e.do("GET", "/b/x", "Authorization", "Bearer "+tokA), 401, `Bearer error="invalid_token", error_description="issuer does not match"`, "")
+		e.expect(e.do("GET", "/a/x", "Authorization", "Bearer "+tokB), 401, `Bearer error="invalid_token", error_description="issuer does not match"`, "")
+	}
+	if n := e.jwks.Hits(); n != 1 {
+		t.Errorf("the shared key source was fetched %d times, want 1 (one keyring for both handlers)", n)
+	}
+}
