@@ -23,9 +23,9 @@ type state struct {
 	// claims: the payload, decoded on first use. It and the strings read
 	// from it alias buf, which the next Check reuses: nothing made from
 	// them may outlive this one (Check formats its denial before release).
-	payload authz.Payload
-	buf     []byte
-	started bool
+	payload  authz.Payload
+	buf      []byte
+	started  bool
 	claimMap ref.Val // the whole map, built only for iteration and the like
 
 	// path_segments, split on first use.

@@ -69,7 +69,10 @@ func TestStaticBound(t *testing.T) {
 			t.Fatalf("size %d: %v", r.size(true), err)
 		}
 	}
-	other := testRequest(func(r *Request) { r.Header.Set("X-Tenant", "other"); r.Header.Set("X-Padding", strings.Repeat("a", maxRequestBytes)) })
+	other := testRequest(func(r *Request) {
+		r.Header.Set("X-Tenant", "other")
+		r.Header.Set("X-Padding", strings.Repeat("a", maxRequestBytes))
+	})
 	if err := p.Check(claims, other); err == nil {
 		t.Fatal("tracked program allowed another tenant")
 	}

@@ -145,7 +145,7 @@ func TestEvaluate(t *testing.T) {
 		{expr: `request.headers.accept == "application/json"`, want: true},
 		{expr: `request.headers["x-tenant"] == claims["custom:tenant_id"]`, want: true},
 		{expr: `!("authorization" in request.headers)`, want: true}, // the credential is hidden
-		{expr: `request.headers.cookie == "session=s"`, want: true},   // not the token source here
+		{expr: `request.headers.cookie == "session=s"`, want: true}, // not the token source here
 		{expr: `request.remote_ip == "203.0.113.7"`, want: true},
 		{expr: `request.remote_ip.startsWith("203.0.113.")`, want: true},
 		// errors deny
@@ -312,17 +312,17 @@ func TestScpClaim(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	cases := map[string]string{
-		`claims.sub ==`:                     "Syntax error",
-		`claims.sub == "a`:                  "Syntax error",
-		`nosuch == 1`:                       "undeclared reference to 'nosuch'",
-		`request.mehtod == "GET"`:           "request has the fields method, host, path",
-		`request.method == 1`:               "found no matching overload for '_==_' applied to '(string, int)'",
-		`"a" in request.method`:             "found no matching overload",
-		`request.method`:                    "must be a bool expression, not string",
-		`claims.email_verified`:             "compare it",
-		`size(groups)`:                      "must be a bool expression, not int",
-		`  `:                                "empty expression",
-		`timestamp("x") == now && foo(1)`:   "undeclared reference to 'foo'",
+		`claims.sub ==`:                          "Syntax error",
+		`claims.sub == "a`:                       "Syntax error",
+		`nosuch == 1`:                            "undeclared reference to 'nosuch'",
+		`request.mehtod == "GET"`:                "request has the fields method, host, path",
+		`request.method == 1`:                    "found no matching overload for '_==_' applied to '(string, int)'",
+		`"a" in request.method`:                  "found no matching overload",
+		`request.method`:                         "must be a bool expression, not string",
+		`claims.email_verified`:                  "compare it",
+		`size(groups)`:                           "must be a bool expression, not int",
+		`  `:                                     "empty expression",
+		`timestamp("x") == now && foo(1)`:        "undeclared reference to 'foo'",
 		strings.Repeat("true && ", 600) + "true": "at most 4096",
 	}
 	for expr, want := range cases {
