@@ -55,6 +55,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    # route rules, whichever trust verified the token:
 //	    scopes       <scope...>
 //	    groups       <group...>
+//	    require      <expression>       # CEL, repeatable: all must be true
 //	    leeway       <duration>
 //	    header       <claim> <Header>
 //	    token_source header <Name> | cookie <name> | query <name>
@@ -91,7 +92,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Trusts = append(h.Trusts, t)
 			continue
 		}
-		if opt != "header" {
+		if opt != "header" && opt != "require" {
 			if seen[opt] {
 				return d.Errf("%s already specified", d.Val())
 			}
@@ -161,6 +162,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			field, index = "headers", len(h.Headers)
 			h.Headers = append(h.Headers, config.ClaimHeader{Claim: args[0], Header: args[1]})
+		case "require":
+			field, index = "require", len(h.Require)
+			if err := h.parseRequire(d); err != nil {
+				return err
+			}
 		case "token_source":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/authz"
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
+	"github.com/caddy-cognito/caddy-cognito/authz/policy"
 	"github.com/caddy-cognito/caddy-cognito/config"
 )
 
@@ -37,7 +38,8 @@ func init() {
 // Answers: no token → 401 with `WWW-Authenticate: Bearer` and
 // `{"message":"Unauthorized"}`; an invalid token → 401 with
 // `WWW-Authenticate: Bearer error="invalid_token", error_description="…"`;
-// a valid token without a required scope or group → 403 with
+// a valid token without a required scope or group, or one that does not
+// satisfy the route's `require` expressions → 403 with
 // `error="insufficient_scope"` and `{"message":"Forbidden"}`; no keys loaded
 // yet → 503 with Retry-After. When the server has `handle_errors` routes,
 // the handler returns the error to them instead of writing the body, with
@@ -47,7 +49,7 @@ func init() {
 // ------------|-------------
 // `{http.auth.cognito.error}` | missing, invalid_token, insufficient_scope or unavailable
 // `{http.auth.cognito.error_description}` | the public description
-// `{http.auth.cognito.reason}` | a stable reason, e.g. expired, audience, scope
+// `{http.auth.cognito.reason}` | a stable reason, e.g. expired, audience, scope, policy
 //
 // On success it sets:
 //
@@ -96,6 +98,7 @@ type Handler struct {
 	// rule is Config with the defaults applied.
 	rule    config.Authorizer
 	authz   *authz.Authorizer
+	policy  *policy.Policy
 	allowed map[string]prometheus.Counter // decisions_total{result="allow"} by trust label
 	keys    *handlerKeys
 	rules   []config.HeaderRule
@@ -167,6 +170,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("cognito_auth: %w", err)
 	}
+	if err := h.provisionPolicy(); err != nil {
+		return err
+	}
 	h.rules = h.rule.HeaderRules()
 	h.ids = identityHeaders(h.rules)
 	h.errRoutes = new(sync.Map)
@@ -231,6 +237,9 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("cognito_auth: %w", &config.FieldError{Trust: -1, Field: "cache_size", Index: -1,
 			Err: fmt.Errorf("cache_size %d: must not be negative", h.CacheSize)})
 	}
+	if err := validateRequire(rule); err != nil {
+		return fmt.Errorf("cognito_auth: %w", err)
+	}
 	return nil
 }
 
@@ -261,8 +270,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var err error
 	if xerr != nil {
 		err = xerr
-	} else {
-		claims, err = h.authz.Authorize(r.Context(), tok)
+	} else if claims, err = h.authz.Authorize(r.Context(), tok); err == nil {
+		err = h.checkPolicy(r, claims)
 	}
 	if err != nil {
 		return h.deny(w, r, repl, claims, authz.AsError(err))

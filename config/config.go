@@ -115,6 +115,15 @@ type Authorizer struct {
 	// the token.
 	Groups []string `json:"groups,omitempty"`
 
+	// Route policy: CEL expressions that must all be true, checked after
+	// scopes and groups; otherwise 403 with the reason "policy". Each is
+	// compiled and type-checked when the config loads. Variables: claims
+	// (the verified payload as JSON values), scopes, groups, token_use,
+	// issuer, now (a timestamp) and request.method, .host, .path,
+	// .path_segments, .query, .headers, .remote_ip. See the README,
+	// "Policies".
+	Require []string `json:"require,omitempty"`
+
 	// Tolerated clock skew for "exp", "nbf" and "iat". Default 0, like API
 	// Gateway. At most 5 minutes.
 	Leeway Duration `json:"leeway,omitempty"`

@@ -17,7 +17,7 @@ import (
 type state struct {
 	p   *Policy
 	c   *authz.Claims
-	r   *Request
+	r   Request // a copy: the caller's Request does not escape
 	now time.Time
 
 	// claims: the payload, decoded on first use. It and the strings read
@@ -38,7 +38,7 @@ type state struct {
 }
 
 func (s *state) reset(c *authz.Claims, r *Request) {
-	s.c, s.r = c, r
+	s.c, s.r = c, *r
 	s.now = s.p.now()
 }
 

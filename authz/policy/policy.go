@@ -145,7 +145,7 @@ func (p *Policy) Len() int {
 }
 
 // Check evaluates every expression against the verified claims c and the
-// request r, in order, and returns nil if all are true. Otherwise it
+// request r (which it does not keep), in order, and returns nil if all are true. Otherwise it
 // returns a 403 *authz.Error with reason "policy" whose Err names the
 // expression that failed and why (false, or the evaluation error); it
 // never holds the token. A nil Policy allows.
