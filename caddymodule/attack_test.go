@@ -20,7 +20,8 @@ package caddymodule_test
 //
 // Routes: /api/* (RS256 only, token_use access, header email X-User-Email,
 // header_up of a claim placeholder), /scoped/* (scope order/post.order),
-// /grouped/* (group ops); one key set. The corpus runs twice, under two
+// /grouped/* (group ops), /tenant/* (require: the tenant claim names the
+// path's tenant); one key set. The corpus runs twice, under two
 // server configurations (see TestAttackCorpus).
 
 import (
@@ -106,6 +107,7 @@ const (
 	dTooLarge     = "token is too large"
 	dScope        = "the token does not have a required scope"
 	dGroup        = "the token does not have a required group"
+	dPolicy       = "the token does not satisfy the route policy"
 )
 
 const attackSub = "11111111-2222-3333-4444-555555555555"
@@ -544,6 +546,39 @@ func attackCases() []attackCase {
 				t.Errorf("header_up {http.auth.user.username} gave %q", v)
 			}
 		}},
+
+		// A route policy (/tenant/*: the tenant claim must name the path's
+		// tenant) holds only for verified claims: a forged or altered
+		// tenant claim fails the signature first and is never evaluated.
+		{name: "policy control: own tenant", path: "/tenant/acme/x",
+			mint: signed(func(f *attackFixture) string { return f.token("custom:tenant_id", "acme") }), status: 200},
+		{name: "policy: another tenant's path", path: "/tenant/globex/x",
+			mint: signed(func(f *attackFixture) string { return f.token("custom:tenant_id", "acme") }), status: 403, desc: dPolicy, reason: "policy"},
+		{name: "policy: no tenant claim", path: "/tenant/acme/x",
+			mint: signed(func(f *attackFixture) string { return f.token() }), status: 403, desc: dPolicy, reason: "policy"},
+		{name: "policy: tenant claim of another type", path: "/tenant/7/x",
+			mint: signed(func(f *attackFixture) string { return f.token("custom:tenant_id", 7) }), status: 403, desc: dPolicy, reason: "policy"},
+		{name: "policy: dot segments towards another tenant", path: "/tenant/acme/%2e%2e/globex/x",
+			mint: signed(func(f *attackFixture) string { return f.token("custom:tenant_id", "acme") }), status: 403, desc: dPolicy, reason: "policy"},
+		{name: "policy: forged tenant claim (attacker's key, real kid)", path: "/tenant/globex/x",
+			mint: signed(func(f *attackFixture) string {
+				return attackerKeyG.Sign(f.e.t, jwttest.Token{Claims: f.e.claims("custom:tenant_id", "globex")})
+			}), status: 401, desc: dSignature, reason: "bad_signature"},
+		{name: "policy: tenant claim rewritten after signing", path: "/tenant/globex/x",
+			mint: signed(func(f *attackFixture) string {
+				p := parts(f.token("custom:tenant_id", "acme"))
+				claims, _ := json.Marshal(f.e.claims("custom:tenant_id", "globex"))
+				return p[0] + "." + b64u(claims) + "." + p[2]
+			}), status: 401, desc: dSignature, reason: "bad_signature"},
+		{name: "policy: unsigned token with the tenant claim", path: "/tenant/globex/x",
+			mint: signed(func(f *attackFixture) string {
+				claims, _ := json.Marshal(f.e.claims("custom:tenant_id", "globex"))
+				return b64u([]byte(`{"alg":"none","kid":"key-1"}`)) + "." + b64u(claims) + "."
+			}), status: 401, desc: dUnsigned, reason: "unsigned"},
+		{name: "policy: tenant claim twice, the other tenant last", path: "/tenant/globex/x",
+			mint: signed(func(f *attackFixture) string {
+				return f.signPayload(f.payload(`,"custom:tenant_id":"acme","custom:tenant_id":"globex"`))
+			}), status: 401, desc: dClaims, reason: "malformed"},
 	}
 	// What the backend believes: hop-by-hop, placeholders, error routes,
 	// cookie spellings, trailers, whitespace values (attack_identity_test.go).
@@ -603,13 +638,18 @@ func TestAttackCorpus(t *testing.T) {
 		%[5]s
 		reverse_proxy %[2]s
 	}
+	route /tenant/* {
+		%[6]s
+		reverse_proxy %[2]s
+	}
 	# A proxying error route: denials must still never reach the backend.
 	handle_errors {
 		reverse_proxy %[2]s
 	}`,
 				f.authBlock("token_use access", "header email X-User-Email"), e.backend.URL,
 				f.authBlock("scopes order/post.order"), f.authBlock("groups ops"),
-				f.authBlock("token_source cookie token", "strip_authorization", "header email X-User-Email"))
+				f.authBlock("token_source cookie token", "strip_authorization", "header email X-User-Email"),
+				f.authBlock("require `claims[\"custom:tenant_id\"] == request.path_segments[1]`"))
 			if mode.servers == "" {
 				e.load(site)
 			} else {

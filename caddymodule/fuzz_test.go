@@ -2,7 +2,8 @@ package caddymodule_test
 
 // FuzzCaddyfile: the cognito_auth Caddyfile unmarshaler never panics, every
 // error it returns names the file and line ("Caddyfile:<n>"), and every
-// configuration it accepts is valid and survives a JSON round trip. Run it
+// configuration it accepts is valid (its require expressions compile) and
+// survives a JSON round trip. Run it
 // for longer with
 //
 //	go test ./caddymodule -run '^$' -fuzz '^FuzzCaddyfile$' -fuzztime 10m
@@ -19,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddy-cognito/caddy-cognito/authz/policy"
 	"github.com/caddy-cognito/caddy-cognito/caddymodule"
 )
 
@@ -76,6 +78,17 @@ var caddyfileSeeds = map[string]string{
 	"quoted":            "cognito_auth {\n\tuser_pool \"us-west-2_NMATFlcVJ\"\n\taudience `x y`\n\theader \"custom:a b\" X-A\n}",
 	"two directives":    "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n}\ncognito_auth {\n\taudience\n}",
 	"placeholder":       "cognito_auth {\n\tissuer {env.ISSUER}\n\taudience {$CLIENT}\n}",
+	"require": "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\tscopes orders/read\n" +
+		"\trequire `claims[\"custom:tenant_id\"] == request.path_segments[1]`\n" +
+		"\trequire `request.method == \"GET\" || \"admins\" in groups`\n" +
+		"\trequire `request.query == {\"a\": \"b\"} || now > timestamp(\"2020-01-01T00:00:00Z\")`\n}",
+	"require unquoted":   "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire \"admins\" in groups && claims.email_verified == true\n}",
+	"require quoted":     "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire \"size(scopes) > 1\"\n}",
+	"require empty":      "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire\n}",
+	"require syntax":     "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire `claims.sub ==`\n}",
+	"require not bool":   "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire `request.path`\n}",
+	"require undeclared": "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire `request.mehtod == \"GET\"`\n}",
+	"require block":      "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire {\n\t}\n}",
 }
 
 func FuzzCaddyfile(f *testing.F) {
@@ -109,6 +122,9 @@ func FuzzCaddyfile(f *testing.F) {
 			// Accepted: the model validates, and the JSON loads back the same.
 			if err := h.Validate(); err != nil {
 				t.Fatalf("accepted an invalid configuration: %v", err)
+			}
+			if _, err := policy.Compile(h.Require); err != nil {
+				t.Fatalf("accepted a require that does not compile: %v", err)
 			}
 			out, err := json.Marshal(&h)
 			if err != nil {
