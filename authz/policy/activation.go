@@ -18,6 +18,8 @@ type state struct {
 	p   *Policy
 	c   *authz.Claims
 	r   Request // a copy: the caller's Request does not escape
+	// now is read from the clock on first use, once per Check, so every
+	// expression sees the same instant.
 	now time.Time
 
 	// claims: the payload, decoded on first use. It and the strings read
@@ -39,7 +41,6 @@ type state struct {
 
 func (s *state) reset(c *authz.Claims, r *Request) {
 	s.c, s.r = c, *r
-	s.now = s.p.now()
 }
 
 // release drops every reference to the request, keeping the buffers.
@@ -86,6 +87,9 @@ func (s *state) ResolveName(name string) (any, bool) {
 	case varIssuer:
 		return types.String(s.c.Issuer), true
 	case varNow:
+		if s.now.IsZero() {
+			s.now = s.p.now()
+		}
 		return types.Timestamp{Time: s.now}, true
 	case varMethod:
 		return types.String(s.r.Method), true

@@ -47,7 +47,7 @@ func newAuthorizer(t testing.TB) *authz.Authorizer {
 	}
 	clock := func() time.Time { return testNow }
 	a, err := authz.New(config.Authorizer{UserPool: testPool, Audience: []string{testClient}}, setKeys{set},
-		authz.WithClock(clock), authz.WithCache(authz.NewCache(100, clock)))
+		authz.WithClock(clock), authz.WithCache(authz.NewCache(0, clock)))
 	if err != nil {
 		t.Fatal(err)
 	}
