@@ -77,6 +77,7 @@ func TestCaddyfileRequireErrors(t *testing.T) {
 		// leading quoted token: joined raw, they are kept, so this is a
 		// type error about a string, not an unknown identifier admins.
 		{`"admins" == 1`, "applied to '(string, int)'"},
+		{bq + `request.headers.exists(h, request.headers.exists(g, g == h))` + bq, "exceeds the limit of 100000"},
 	} {
 		cf := ":80 {\n\tcognito_auth {\n\t\tuser_pool us-east-1_AAA\n\t\taudience c1\n\t\trequire " + tc.expr + "\n\t}\n}\n"
 		_, err := adapt(t, cf)
@@ -93,12 +94,25 @@ func TestCaddyfileRequireErrors(t *testing.T) {
 	}
 }
 
+// A loop over claims that is within the cost limit for 16 KiB tokens is
+// not for 1 MiB ones, wherever max_token_size is written.
+func TestCaddyfileRequireTokenSize(t *testing.T) {
+	_, err := adapt(t, ":80 {\n\tcognito_auth {\n\t\tuser_pool us-east-1_AAA\n\t\taudience c1\n\t\trequire `claims.amr.exists(m, m == \"mfa\")`\n\t\tmax_token_size 1048576\n\t}\n}\n")
+	if err == nil || !strings.Contains(err.Error(), "exceeds the limit") || !strings.Contains(err.Error(), "Caddyfile:") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := adapt(t, ":80 {\n\tcognito_auth {\n\t\tuser_pool us-east-1_AAA\n\t\taudience c1\n\t\trequire `claims.amr.exists(m, m == \"mfa\")`\n\t}\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A JSON config is checked when it loads (caddy validate, caddy run).
 func TestJSONRequireValidation(t *testing.T) {
 	for _, tc := range []struct{ require, want string }{
 		{`["true", "claims.sub =="]`, "require[1] `claims.sub ==`: ERROR: <input>:1:14: Syntax error"},
 		{`["request.method"]`, "must be a bool expression"},
 		{`[""]`, "empty expression"},
+		{`["claims.all(k, claims.all(j, k != j))"]`, "exceeds the limit"},
 	} {
 		cfg := `{"apps":{"http":{"servers":{"s":{"listen":[":0"],"routes":[{"handle":[` +
 			`{"handler":"cognito_auth","issuer":"https://x.example","audience":["a"],"startup_wait":"1ms","require":` + tc.require + `}]}]}}}}}`

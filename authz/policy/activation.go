@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"cel.dev/cel-go/common/types"
@@ -29,6 +30,9 @@ type state struct {
 	buf      []byte
 	started  bool
 	claimMap ref.Val // the whole map, built only for iteration and the like
+	// memo holds the claims converted so far: an expression that reads a
+	// list claim inside a loop converts it once, not once per iteration.
+	memo []memoClaim
 
 	// path_segments, split on first use.
 	segs     []string
@@ -46,20 +50,17 @@ func (s *state) reset(c *authz.Claims, r *Request) {
 // release drops every reference to the request, keeping the buffers.
 func (s *state) release() {
 	clear(s.segs)
+	clear(s.memo)
 	buf := s.buf
 	if cap(buf) > maxPooledBuffer {
 		buf = nil // a rare huge token: let it go
 	}
-	*s = state{p: s.p, segs: s.segs[:0], buf: buf}
+	*s = state{p: s.p, segs: s.segs[:0], memo: s.memo[:0], buf: buf}
 }
 
 // eval runs prg: true, or false with the evaluation error if there was one.
 func (s *state) eval(prg *program) (bool, error) {
-	run := prg.fast
-	if run == nil || s.r.size(prg.usesHeaders) > s.p.maxRequestBytes {
-		run = prg.tracked
-	}
-	out, _, err := run.Eval(s)
+	out, _, err := prg.prg.Eval(s)
 	if err != nil {
 		return false, err
 	}
@@ -92,11 +93,11 @@ func (s *state) ResolveName(name string) (any, bool) {
 		}
 		return types.Timestamp{Time: s.now}, true
 	case varMethod:
-		return types.String(s.r.Method), true
+		return requestString(name, s.r.Method), true
 	case varHost:
-		return types.String(hostName(s.r.Host)), true
+		return requestString(name, hostName(s.r.Host)), true
 	case varPath:
-		return types.String(s.r.Path), true
+		return requestString(name, s.r.Path), true
 	case varPathSegments:
 		if s.segments(); s.segsErr != nil {
 			return types.WrapErr(s.segsErr), true
@@ -104,16 +105,16 @@ func (s *state) ResolveName(name string) (any, bool) {
 		return segmentList{s}, true
 	case varQuery:
 		if s.query == nil {
-			s.query = types.NewStringStringMap(types.DefaultTypeAdapter, s.p.hide.queryMap(s.r.RawQuery))
+			s.query = requestMap(name, s.p.hide.queryMap(s.r.RawQuery))
 		}
 		return s.query, true
 	case varHeaders:
 		if s.headers == nil {
-			s.headers = types.NewStringStringMap(types.DefaultTypeAdapter, s.p.hide.headerMap(s.r.Header))
+			s.headers = requestMap(name, s.p.hide.headerMap(s.r.Header))
 		}
 		return s.headers, true
 	case varRemoteIP:
-		return types.String(s.r.RemoteIP), true
+		return requestString(name, s.r.RemoteIP), true
 	}
 	return nil, false
 }
@@ -134,8 +135,69 @@ func (s *state) claims() *authz.Payload {
 func (s *state) segments() {
 	if !s.segsDone {
 		s.segsDone = true
+		if len(s.r.EscapedPath) > maxRequestString {
+			s.segsErr = tooLarge(varPathSegments)
+			return
+		}
 		s.segs, s.segsErr = appendSegments(s.segs[:0], s.r.EscapedPath)
+		if s.segsErr == nil && len(s.segs) > maxRequestItems {
+			s.segsErr = tooLarge(varPathSegments)
+		}
 	}
+}
+
+// requestString is a request fact as a CEL string, or an error if it is
+// larger than the compile-time worst case assumed.
+func requestString(name, v string) ref.Val {
+	if len(v) > maxRequestString {
+		return types.WrapErr(tooLarge(name))
+	}
+	return types.String(v)
+}
+
+// requestMap is a request map as a CEL map, or an error if it is larger
+// than the compile-time worst case assumed.
+func requestMap(name string, m map[string]string) ref.Val {
+	if len(m) > maxRequestItems {
+		return types.WrapErr(tooLarge(name))
+	}
+	for k, v := range m {
+		if len(k) > maxRequestString || len(v) > maxRequestString {
+			return types.WrapErr(tooLarge(name))
+		}
+	}
+	return types.NewStringStringMap(types.DefaultTypeAdapter, m)
+}
+
+func tooLarge(name string) error {
+	return fmt.Errorf("%s is larger than a policy may read (%d entries, %d bytes each)", name, maxRequestItems, maxRequestString)
+}
+
+type memoClaim struct {
+	name string
+	val  ref.Val
+}
+
+// maxMemo bounds the memo: expressions read a handful of claims.
+const maxMemo = 16
+
+// claim returns the named claim as a CEL value, converting it on first
+// use.
+func (s *state) claim(name string) (ref.Val, bool) {
+	for _, m := range s.memo {
+		if m.name == name {
+			return m.val, true
+		}
+	}
+	raw, found := s.claims().Claim(name)
+	if !found {
+		return nil, false
+	}
+	v := jsonValue(raw)
+	if len(s.memo) < maxMemo {
+		s.memo = append(s.memo, memoClaim{name, v})
+	}
+	return v, true
 }
 
 // maxPooledBuffer: payload buffers up to this size are kept with the

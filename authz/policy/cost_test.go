@@ -7,73 +7,95 @@ import (
 )
 
 // TestCostLimit: an expression whose worst case exceeds CostLimit is
-// tracked, and an evaluation that reaches the limit denies.
+// refused when it is compiled, with the estimate; typical rules are within
+// it.
 func TestCostLimit(t *testing.T) {
-	big := make([]string, 1000)
-	for i := range big {
-		big[i] = fmt.Sprintf("i%d", i)
-	}
-	_, claims := signedClaims(t, baseClaims(map[string]any{"big": big}))
-	quadratic := `claims.big.all(x, claims.big.all(y, x != "" && y != ""))` // a million iterations
-	p := mustCompile(t, []string{quadratic})
-	if p.progs[0].fast != nil {
-		t.Fatal("a quadratic expression over claims runs untracked")
-	}
-	err := p.Check(claims, testRequest(nil))
-	if err == nil {
-		t.Fatal("allowed past the cost limit")
-	}
-	checkDenial(t, err, 0)
-	if !strings.Contains(err.Err.Error(), "cost limit") {
-		t.Fatalf("detail %v", err.Err)
-	}
-
-	// The same shape over a small list stays within the limit: tracked,
-	// evaluated, allowed.
-	_, small := signedClaims(t, baseClaims(map[string]any{"big": big[:10]}))
-	if err := p.Check(small, testRequest(nil)); err != nil {
-		t.Fatalf("small list: %v", err)
-	}
-}
-
-// TestStaticBound: typical expressions have a compile-time worst case
-// within the limit and run untracked; inputs larger than that worst case
-// assumed run the tracked program, with the same answer.
-func TestStaticBound(t *testing.T) {
 	for _, expr := range []string{
-		`claims["custom:tenant_id"] == request.path_segments[1]`,
+		`claims.big.all(x, claims.big.all(y, x != y))`,
+		`request.headers.exists(h, request.headers.exists(g, g == h + "x"))`,
+		`request.query.all(k, request.path_segments.all(s, s != k))`,
+		`claims.all(k, claims.all(j, k != j))`,
+	} {
+		_, err := Compile([]string{expr})
+		if err == nil || !strings.Contains(err.Error(), "exceeds the limit of 100000") {
+			t.Errorf("%s: %v, want the cost limit", expr, err)
+		}
+		if err := CheckExpression(expr); err == nil {
+			t.Errorf("CheckExpression(%s) accepted it", expr)
+		}
+	}
+	typical := []string{
+		tenantExpr,
 		`request.method == "GET" || "admins" in groups`,
 		`sets.contains(scopes, ["orders/read", "orders/write"])`,
 		`claims.email_verified == true`,
 		`request.headers["x-tenant"] == claims["custom:tenant_id"]`,
 		`now - timestamp(claims.auth_time) < duration("15m") && "mfa" in claims.amr`,
 		`claims.client_id in ["c1", "c2"]`,
-	} {
-		p := mustCompile(t, []string{expr})
-		if p.progs[0].fast == nil {
-			t.Errorf("%s: tracked; want the untracked program", expr)
+		`request.path.startsWith("/admin/") && "admins" in groups`,
+		`claims.exists(k, k.startsWith("custom:"))`,
+		`claims.amr.exists(m, m == "mfa")`,
+		`request.headers.exists(h, h.startsWith("x-debug"))`,
+		`request.path_segments.exists(s, s == "admin") || request.query.all(k, k != "debug")`,
+		`"x" in request.query && request.query.x.matches("^[a-z]+$")`,
+	}
+	for _, expr := range typical {
+		if _, err := Compile([]string{expr}); err != nil {
+			t.Errorf("%s: %v", expr, err)
 		}
 	}
+	// The token size bounds the claims: a loop over a claim that is fine
+	// with the default 16 KiB tokens is not with 1 MiB ones.
+	loop := `claims.amr.exists(m, m == "mfa")`
+	if _, err := Compile([]string{loop}, WithMaxTokenBytes(1<<20)); err == nil || !strings.Contains(err.Error(), "exceeds the limit") {
+		t.Errorf("1 MiB tokens: %v", err)
+	}
+	if err := CheckExpression(loop, WithMaxTokenBytes(1<<20)); err == nil {
+		t.Error("CheckExpression ignores the token size")
+	}
+}
 
+// TestRequestLimits: request facts larger than the compile-time worst case
+// assumed are an evaluation error (deny) for the expressions that read
+// them, and nothing for the others.
+func TestRequestLimits(t *testing.T) {
 	_, claims := signedPayload(t, []byte(evalPayload))
-	p := mustCompile(t, []string{`request.headers["x-tenant"] == claims["custom:tenant_id"]`})
-	if !p.progs[0].usesHeaders {
-		t.Fatal("usesHeaders not set")
-	}
-	huge := testRequest(func(r *Request) { r.Header.Set("X-Padding", strings.Repeat("a", maxRequestBytes)) })
-	if huge.size(true) <= maxRequestBytes || huge.size(false) > maxRequestBytes {
-		t.Fatal("size")
-	}
-	for _, r := range []*Request{testRequest(nil), huge} {
-		if err := p.Check(claims, r); err != nil {
-			t.Fatalf("size %d: %v", r.size(true), err)
+	many := func(r *Request) {
+		for i := range maxRequestItems + 1 {
+			r.Header.Set(fmt.Sprintf("X-H%d", i), "v")
 		}
 	}
-	other := testRequest(func(r *Request) {
-		r.Header.Set("X-Tenant", "other")
-		r.Header.Set("X-Padding", strings.Repeat("a", maxRequestBytes))
-	})
-	if err := p.Check(claims, other); err == nil {
-		t.Fatal("tracked program allowed another tenant")
+	long := strings.Repeat("a", maxRequestString+1)
+	segs := strings.Repeat("/s", maxRequestItems+1)
+	var query strings.Builder
+	for i := range maxRequestItems + 1 {
+		fmt.Fprintf(&query, "q%d=v&", i)
+	}
+	cases := []struct {
+		name, expr string
+		mod        func(*Request)
+	}{
+		{"many headers", `request.headers["x-tenant"] == "acme"`, many},
+		{"long header", `request.headers["x-tenant"] == "acme"`, func(r *Request) { r.Header.Set("X-Long", long) }},
+		{"long header name", `request.headers["x-tenant"] == "acme"`, func(r *Request) { r.Header.Set("X-"+long, "v") }},
+		{"many query parameters", `request.query.x == "1"`, func(r *Request) { r.RawQuery = query.String() + "x=1" }},
+		{"many segments", `size(request.path_segments) > 0`, func(r *Request) { r.Path, r.EscapedPath = segs, segs }},
+		{"long path", `request.path.startsWith("/")`, func(r *Request) { r.Path, r.EscapedPath = "/"+long, "/"+long }},
+		{"long path segments", `request.path_segments[0] != ""`, func(r *Request) { r.Path, r.EscapedPath = "/"+long, "/"+long }},
+		{"long host", `request.host != ""`, func(r *Request) { r.Host = long }},
+	}
+	for _, tc := range cases {
+		p := mustCompile(t, []string{tc.expr})
+		if err := p.Check(claims, testRequest(nil)); err != nil {
+			t.Fatalf("%s: the ordinary request is denied: %v", tc.name, err)
+		}
+		err := p.Check(claims, testRequest(tc.mod))
+		if err == nil || !strings.Contains(err.Err.Error(), "larger than a policy may read") {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		// An expression that does not read the fact does not care.
+		if err := mustCompile(t, []string{`request.method == "GET"`}).Check(claims, testRequest(tc.mod)); err != nil {
+			t.Errorf("%s: an expression that does not read it: %v", tc.name, err)
+		}
 	}
 }

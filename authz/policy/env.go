@@ -30,11 +30,15 @@ const (
 	varRemoteIP     = "request.remote_ip"
 )
 
-// maxRequestBytes is the size assumed for the request facts when an
-// expression's worst case is computed: Go's (and so Caddy's) default limit
-// on the request line and headers, plus its slack. A request larger than
-// that (a server with a larger max_header_size) runs the tracked program.
-const maxRequestBytes = 1<<20 + 4096
+// The largest request facts an expression may read. The compile-time
+// worst case of an expression assumes them, so they are enforced when an
+// expression reads the fact: a larger one is an evaluation error (which
+// denies) rather than an unbounded evaluation. Real requests are far
+// smaller: browsers send about twenty headers.
+const (
+	maxRequestItems  = 256      // request.headers, request.query, request.path_segments entries
+	maxRequestString = 32 << 10 // request.method, .host, .path, .remote_ip, each header and query name and value
+)
 
 func newEnv() (*cel.Env, error) {
 	stringMap := cel.MapType(cel.StringType, cel.StringType)
@@ -68,13 +72,7 @@ func newEnv() (*cel.Env, error) {
 type program struct {
 	index  int
 	quoted string // for logs
-	// fast runs without cost tracking: its worst case is within
-	// CostLimit for inputs up to maxRequestBytes. Nil if it is not.
-	fast cel.Program
-	// tracked counts the cost as it runs and stops at CostLimit.
-	tracked cel.Program
-	// usesHeaders: the request.headers map counts towards the input size.
-	usesHeaders bool
+	prg    cel.Program
 }
 
 func compile(env *cel.Env, est sizeEstimator, src string) (*program, error) {
@@ -99,49 +97,74 @@ func compile(env *cel.Env, est sizeEstimator, src string) (*program, error) {
 		}
 		return nil, fmt.Errorf("must be a bool expression, not %s%s", t, hint)
 	}
-	prg := &program{quoted: quoteExpr(src)}
-	var err error
-	prg.tracked, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize, cel.OptTrackCost), cel.CostLimit(CostLimit))
+	// The bound on every evaluation is proven here, once: the worst case
+	// over the largest inputs the policy lets an expression read. (cel-go's
+	// run-time cost tracker is not used: its bookkeeping grows with every
+	// loop iteration, so metering a loop costs time quadratic in its
+	// length, far more than the loop itself.)
+	cost, err := env.EstimateCost(ast, est)
+	if err != nil {
+		return nil, fmt.Errorf("estimating its cost: %w", err)
+	}
+	if cost.Max > CostLimit {
+		return nil, fmt.Errorf("its worst-case cost, %s, exceeds the limit of %d: a loop over a list or map of the "+
+			"token or the request runs once per item (up to %d request headers, query parameters or path segments, "+
+			"and as many claim items as a %d-byte token can hold); test membership with `in` or an index instead, "+
+			"or loop over a shorter list", costString(cost.Max), CostLimit, maxRequestItems, est.tokenBytes)
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, err
 	}
-	cost, err := env.EstimateCost(ast, est)
-	if err == nil && cost.Max <= CostLimit {
-		if prg.fast, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize)); err != nil {
-			return nil, err
-		}
-	}
-	prg.usesHeaders = references(ast, varHeaders)
-	return prg, nil
+	return &program{quoted: quoteExpr(src), prg: prg}, nil
 }
 
-// references reports whether the checked ast reads the variable name.
-func references(ast *cel.Ast, name string) bool {
-	for _, ref := range ast.NativeRep().ReferenceMap() {
-		if ref.Name == name {
-			return true
-		}
+func costString(c uint64) string {
+	if c > 1<<62 {
+		return "unbounded"
 	}
-	return false
+	return fmt.Sprint(c)
 }
 
-// sizeEstimator bounds the inputs for the compile-time worst case: every
-// string, list and map that comes from the token is at most the largest
-// accepted token; from the request, at most maxRequestBytes.
+// sizeEstimator bounds the inputs for the compile-time worst case. From
+// the token (at most tokenBytes, its payload three quarters of that): a
+// string at most the payload, a list at most half of it in items ("[1,1]"),
+// a map a fifth (`"":0,`). From the request: maxRequestItems and
+// maxRequestString, which evaluation enforces. Paths name the variable and
+// then @items, @keys or @values for what is inside.
 type sizeEstimator struct {
-	tokenBytes, requestBytes uint64
+	tokenBytes uint64
 }
 
 func (e sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	kind := n.Type().Kind()
+	switch kind {
+	case types.StringKind, types.BytesKind, types.ListKind, types.MapKind, types.DynKind, types.AnyKind, types.OpaqueKind:
+	default:
+		// Scalars, types, timestamps, durations, null: the run-time
+		// size of a value without a length is 1.
+		return &checker.SizeEstimate{Min: 1, Max: 1}
+	}
 	path := n.Path()
 	if len(path) == 0 {
 		return nil
 	}
 	switch root := path[0]; {
 	case root == varClaims || root == varScopes || root == varGroups || root == varTokenUse || root == varIssuer:
-		return &checker.SizeEstimate{Min: 0, Max: e.tokenBytes}
+		payload := e.tokenBytes * 3 / 4
+		switch kind {
+		case types.ListKind:
+			return &checker.SizeEstimate{Min: 0, Max: payload / 2}
+		case types.MapKind:
+			return &checker.SizeEstimate{Min: 0, Max: payload / 5}
+		}
+		return &checker.SizeEstimate{Min: 0, Max: payload}
 	case strings.HasPrefix(root, "request."):
-		return &checker.SizeEstimate{Min: 0, Max: e.requestBytes}
+		switch kind {
+		case types.ListKind, types.MapKind:
+			return &checker.SizeEstimate{Min: 0, Max: maxRequestItems}
+		}
+		return &checker.SizeEstimate{Min: 0, Max: maxRequestString}
 	}
 	return nil
 }

@@ -32,21 +32,6 @@ type Request struct {
 	RemoteIP string
 }
 
-// size is the request's input size for the cost bound: the strings, and
-// the header map if the expression reads it.
-func (r *Request) size(headers bool) int {
-	n := len(r.Method) + len(r.Host) + len(r.Path) + len(r.EscapedPath) + len(r.RawQuery) + len(r.RemoteIP)
-	if headers {
-		for k, vs := range r.Header {
-			n += len(k)
-			for _, v := range vs {
-				n += len(v)
-			}
-		}
-	}
-	return n
-}
-
 // errDotSegment: a "." or ".." segment means different paths to a backend
 // that resolves them and to one that does not, so a rule on path segments
 // cannot know which resource the request is for. Clients normalize such

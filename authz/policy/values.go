@@ -31,11 +31,10 @@ func (m claimsMap) Find(key ref.Val) (ref.Val, bool) {
 		}
 		return nil, false
 	}
-	payload := m.s.claims()
-	if raw, found := payload.Claim(string(k)); found {
-		return jsonValue(raw), true
+	if v, found := m.s.claim(string(k)); found {
+		return v, true
 	}
-	if !payload.OK() {
+	if !m.s.claims().OK() {
 		return errClaims, false
 	}
 	return nil, false
