@@ -16,9 +16,9 @@ import (
 // what has been derived from them so far. States are pooled per Policy, so
 // a Check allocates only what its expressions actually read.
 type state struct {
-	p   *Policy
-	c   *authz.Claims
-	r   Request // a copy: the caller's Request does not escape
+	p *Policy
+	c *authz.Claims
+	r Request // a copy: the caller's Request does not escape
 	// now is read from the clock on first use, once per Check, so every
 	// expression sees the same instant.
 	now time.Time
