@@ -115,7 +115,7 @@ func Compile(exprs []string, opts ...Option) (*Policy, error) {
 	for i, src := range exprs {
 		prg, err := compile(env, est, src)
 		if err != nil {
-			return nil, fmt.Errorf("require[%d] %s: %w", i, quoteExpr(src), err)
+			return nil, &CompileError{Index: i, Expr: src, Err: err}
 		}
 		prg.index = i
 		p.progs = append(p.progs, prg)
@@ -123,6 +123,21 @@ func Compile(exprs []string, opts ...Option) (*Policy, error) {
 	p.pool.New = func() any { return &state{p: p} }
 	return p, nil
 }
+
+// CompileError is the error of one expression that does not compile: a
+// syntax or type error (CEL's message, with the position), a result that
+// is not a bool, or a worst-case cost over CostLimit.
+type CompileError struct {
+	Index int    // in the list given to Compile
+	Expr  string // the expression
+	Err   error
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("require[%d] %s: %v", e.Index, quoteExpr(e.Expr), e.Err)
+}
+
+func (e *CompileError) Unwrap() error { return e.Err }
 
 // CheckExpression compiles one expression and reports its error, for
 // configuration front ends that report problems where they are written.
