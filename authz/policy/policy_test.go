@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -344,5 +345,36 @@ func TestCompileErrors(t *testing.T) {
 	}
 	if _, err := Compile(many); err == nil || !strings.Contains(err.Error(), "at most 64") {
 		t.Errorf("65 expressions: %v", err)
+	}
+}
+
+// TestStringListsMatchJSON: the direct reading of string arrays agrees
+// with encoding/json's, and leaves everything else to it.
+func TestStringListsMatchJSON(t *testing.T) {
+	for raw, want := range map[string]string{
+		`[]`:                   `[]`,
+		`[ ]`:                  `[]`,
+		`["a"]`:                `[a]`,
+		`["a","b" , "c"]`:      `[a b c]`,
+		`["a\"b","c"]`:         `[a"b c]`,
+		`["é", "\u00e9"]`:      `[é é]`,
+		`["a", 1, true, null]`: `[a 1 true NULL_VALUE]`,
+		`[["a"], {"b": "c"}]`:  `[[a] map[b:c]]`,
+		`[ "x" ,"y" ]`:         `[x y]`,
+	} {
+		v := jsonValue(raw)
+		got, err := v.ConvertToNative(reflect.TypeOf([]any{}))
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if s := fmt.Sprint(got); s != want {
+			t.Errorf("%s: %s, want %s", raw, s, want)
+		}
+	}
+	if _, ok := stringList(`["a",]`); ok {
+		t.Error(`["a",] read as a list`)
+	}
+	if _, ok := stringList(`["a"`); ok {
+		t.Error(`["a" read as a list`)
 	}
 }

@@ -173,7 +173,14 @@ func jsonValue(raw string) ref.Val {
 		return types.False
 	case 'n':
 		return types.NullValue
-	case '[', '{':
+	case '[':
+		// Claims like amr, aud and cognito:groups are lists of plain
+		// strings: read those directly (the strings alias the payload).
+		if v, ok := stringList(raw); ok {
+			return v
+		}
+		fallthrough
+	case '{':
 		dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
 		dec.UseNumber()
 		var v any
@@ -183,6 +190,45 @@ func jsonValue(raw string) ref.Val {
 		return nativeValue(v)
 	}
 	return numberValue(raw)
+}
+
+// stringList reads a JSON array of strings without escapes; ok is false
+// for anything else (which encoding/json then reads).
+func stringList(raw string) (ref.Val, bool) {
+	var items []ref.Val
+	i := skipSpace(raw, 1)
+	if i < len(raw) && raw[i] == ']' {
+		return types.NewRefValList(types.DefaultTypeAdapter, items), skipSpace(raw, i+1) == len(raw)
+	}
+	for {
+		if i >= len(raw) || raw[i] != '"' {
+			return nil, false
+		}
+		end := strings.IndexAny(raw[i+1:], "\\\"")
+		if end < 0 || raw[i+1+end] != '"' {
+			return nil, false
+		}
+		items = append(items, types.String(raw[i+1:i+1+end]))
+		i = skipSpace(raw, i+2+end)
+		if i >= len(raw) {
+			return nil, false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipSpace(raw, i+1)
+		case ']':
+			return types.NewRefValList(types.DefaultTypeAdapter, items), skipSpace(raw, i+1) == len(raw)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func numberValue(n string) ref.Val {
