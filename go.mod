@@ -3,6 +3,7 @@ module github.com/caddy-cognito/caddy-cognito
 go 1.26.0
 
 require (
+	cel.dev/cel-go v0.32.0
 	filippo.io/bigmod v0.1.0
 	github.com/aws/aws-sdk-go-v2 v1.47.8
 	github.com/aws/aws-sdk-go-v2/config v1.33.16
@@ -17,7 +18,6 @@ require (
 )
 
 require (
-	cel.dev/cel-go v0.32.0 // indirect
 	cel.dev/expr v0.25.3 // indirect
 	cloud.google.com/go/auth v0.23.3 // indirect
 	cloud.google.com/go/auth/oauth2adapt v0.2.8 // indirect
