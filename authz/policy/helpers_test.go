@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"net/http"
 	"sync"
 	"testing"
@@ -132,12 +131,4 @@ func mustCompile(t testing.TB, exprs []string, opts ...Option) *Policy {
 		t.Fatalf("Compile(%q): %v", exprs, err)
 	}
 	return p
-}
-
-func with(m map[string]any, kv ...any) map[string]any {
-	out := maps.Clone(m)
-	for i := 0; i < len(kv); i += 2 {
-		out[kv[i].(string)] = kv[i+1]
-	}
-	return out
 }
