@@ -177,9 +177,10 @@ func (a *Authorizer) Authorize(ctx context.Context, token string) (*Claims, erro
 	}
 	var e *entry
 	var ai *acceptedIssuer
-	var sum [32]byte
+	var sum, input [32]byte
+	inputLen := -1
 	if a.cache != nil {
-		sum = tokenKey(token)
+		sum, input, inputLen = tokenDigests(token)
 		if e = a.cache.get(&sum); e != nil {
 			// Verified, but perhaps for another rule's trusts: this rule
 			// must trust its issuer, and the key that verified it must
@@ -194,7 +195,7 @@ func (a *Authorizer) Authorize(ctx context.Context, token string) (*Claims, erro
 	}
 	if e == nil {
 		var err *Error
-		if e, ai, err = a.verify(ctx, token); err != nil {
+		if e, ai, err = a.verify(ctx, token, &input, inputLen); err != nil {
 			return nil, err
 		}
 		if a.cache != nil {
@@ -214,7 +215,11 @@ func (a *Authorizer) Authorize(ctx context.Context, token string) (*Claims, erro
 // (decoded once, before any key is looked up: an issuer no trust accepts
 // costs no key fetch), then checks key and signature with that issuer's
 // keys only and decodes the claims.
-func (a *Authorizer) verify(ctx context.Context, token string) (*entry, *acceptedIssuer, *Error) {
+//
+// input is the SHA-256 of token[:inputLen] when inputLen >= 0 (computed
+// with the cache key): the RS256/PS256 digest, when that is the signing
+// input, so the token is not hashed twice.
+func (a *Authorizer) verify(ctx context.Context, token string, input *[32]byte, inputLen int) (*entry, *acceptedIssuer, *Error) {
 	headSeg, payloadSeg, sigSeg, err := splitToken(token)
 	if err != nil {
 		return nil, nil, err
@@ -254,7 +259,10 @@ func (a *Authorizer) verify(ctx context.Context, token string) (*entry, *accepte
 		return nil, nil, invalid("alg", "token signing algorithm does not match its key", fmt.Errorf("header %s, key %s", h.alg, key.Algorithm))
 	}
 	signingInput := token[:len(headSeg)+1+len(payloadSeg)]
-	if vErr := verifySignature(key, h.alg, signingInput, sigSeg); vErr != nil {
+	if len(signingInput) != inputLen {
+		input = nil
+	}
+	if vErr := verifySignature(key, h.alg, signingInput, sigSeg, input); vErr != nil {
 		return nil, nil, &Error{Kind: KindInvalid, Reason: errBadSignature.Reason, Description: errBadSignature.Description, Err: vErr}
 	}
 	e, cErr := parseMembers(members, a.interner())
@@ -310,9 +318,10 @@ func decodeVerifiedClaims(payloadSeg string, h header, key *jwks.Key, in *intern
 // setKey records the key that verified e's token.
 func setKey(e *entry, h header, key *jwks.Key) {
 	e.key, e.alg = key, h.algIdx
-	e.kid = h.kid
-	if key.ID == h.kid {
-		e.kid = key.ID // the key set's copy: the header's can be collected
+	if key.ID != h.kid {
+		// The cache finds an entry's key again by the key's ID; keys that
+		// answer a kid with a key named otherwise are not cached.
+		e.bits |= noCache
 	}
 }
 

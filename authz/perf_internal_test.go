@@ -146,12 +146,14 @@ func TestCacheByteBudget(t *testing.T) {
 	}
 	for i := range cache.shards {
 		s := &cache.shards[i]
-		if s.bytes > cache.perShardBytes || len(s.m) > cache.perShard {
-			t.Fatalf("shard %d holds %d entries, %d bytes; budget %d entries, %d bytes", i, len(s.m), s.bytes, cache.perShard, cache.perShardBytes)
+		if s.bytes > s.perBytes || len(s.m) > s.per {
+			t.Fatalf("shard %d holds %d entries, %d bytes; budget %d entries, %d bytes", i, len(s.m), s.bytes, s.per, s.perBytes)
 		}
 		var sum int64
-		for _, e := range s.m {
-			sum += int64(e.size)
+		for _, sl := range s.slots {
+			if sl.e != nil {
+				sum += int64(sl.e.size)
+			}
 		}
 		if sum != s.bytes {
 			t.Fatalf("shard %d accounts %d bytes, entries sum to %d", i, s.bytes, sum)
@@ -443,7 +445,7 @@ func TestSplitTokenMatchesReference(t *testing.T) {
 
 // TestCacheInvariants drives a small cache with puts, hits, expiries and
 // key removals, checking after each step that the shard bounds hold, the
-// byte accounting is exact and every cached key has a FIFO slot.
+// byte accounting is exact and every cached key has a CLOCK slot.
 func TestCacheInvariants(t *testing.T) {
 	testKeys(t)
 	clock := testNow
@@ -483,27 +485,42 @@ func TestCacheInvariants(t *testing.T) {
 		if i == 1500 {
 			keys.set(newSetKeys(t, jwttest.JWKS(keyB))) // keyA leaves
 		}
-		for j := range cache.shards {
-			s := &cache.shards[j]
-			if len(s.m) > cache.perShard || s.bytes > cache.perShardBytes || s.n > len(s.fifo) || s.n > cache.perShard {
-				t.Fatalf("step %d shard %d: %d entries, %d bytes, %d slots of %d", i, j, len(s.m), s.bytes, s.n, len(s.fifo))
-			}
-			var sum int64
-			inFIFO := map[[32]byte]bool{}
-			for k := range s.n {
-				inFIFO[s.fifo[(s.head+k)%len(s.fifo)]] = true
-			}
-			for k, e := range s.m {
-				sum += int64(e.size)
-				if !inFIFO[k] {
-					t.Fatalf("step %d shard %d: a cached key has no FIFO slot", i, j)
-				}
-			}
-			if sum != s.bytes {
-				t.Fatalf("step %d shard %d: accounts %d bytes, entries sum to %d", i, j, s.bytes, sum)
-			}
-		}
+		checkShards(t, cache, fmt.Sprintf("step %d", i))
 	}
 }
 
 func mrandNew() *mrand.Rand { return mrand.New(mrand.NewPCG(1, 2)) }
+
+// checkShards checks every shard's invariants: within its budget in
+// entries (slots, dead ones included) and bytes, the byte accounting equal
+// to the entries its slots hold, every cached key in a slot holding its
+// entry, and the stale table within its bound.
+func checkShards(t *testing.T, cache *Cache, at string) {
+	t.Helper()
+	for j := range cache.shards {
+		s := &cache.shards[j]
+		s.mu.RLock()
+		if len(s.m) > s.per || len(s.slots) > s.per || s.bytes > s.perBytes || len(s.stale) > staleSlots {
+			t.Fatalf("%s shard %d: %d entries, %d slots, %d bytes, %d stale; budget %d entries, %d bytes", at, j, len(s.m), len(s.slots), s.bytes, len(s.stale), s.per, s.perBytes)
+		}
+		var sum int64
+		inRing := map[[32]byte]*entry{}
+		for _, sl := range s.slots {
+			if sl.e != nil {
+				sum += int64(sl.e.size)
+				if s.m[sl.sum] == sl.e {
+					inRing[sl.sum] = sl.e
+				}
+			}
+		}
+		for k, e := range s.m {
+			if inRing[k] != e {
+				t.Fatalf("%s shard %d: a cached key has no CLOCK slot", at, j)
+			}
+		}
+		if sum != s.bytes {
+			t.Fatalf("%s shard %d: accounts %d bytes, slots hold %d", at, j, s.bytes, sum)
+		}
+		s.mu.RUnlock()
+	}
+}

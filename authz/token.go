@@ -216,8 +216,9 @@ var (
 )
 
 // verifySignature checks the RSA signature over "header.payload": RS*
-// with verifyPKCS1v15 (below), PS* with crypto/rsa.
-func verifySignature(key *jwks.Key, alg, signingInput, sigSeg string) error {
+// with verifyPKCS1v15 (below), PS* with crypto/rsa. sum256, if not nil, is
+// the SHA-256 of signingInput, already computed for the cache key.
+func verifySignature(key *jwks.Key, alg, signingInput, sigSeg string, sum256 *[sha256.Size]byte) error {
 	pub := key.Public
 	var sbuf [1024]byte
 	if b64.DecodedLen(len(sigSeg)) > len(sbuf) {
@@ -233,7 +234,12 @@ func verifySignature(key *jwks.Key, alg, signingInput, sigSeg string) error {
 	in := stringBytes(signingInput)
 	switch alg {
 	case "RS256", "PS256":
-		d := sha256.Sum256(in)
+		var d [sha256.Size]byte
+		if sum256 != nil {
+			d = *sum256
+		} else {
+			d = sha256.Sum256(in)
+		}
 		if alg == "PS256" {
 			return rsa.VerifyPSS(pub, crypto.SHA256, d[:], sig, pss256)
 		}

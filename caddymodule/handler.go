@@ -6,7 +6,6 @@
 package caddymodule
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-cognito/caddy-cognito/authz"
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
@@ -91,8 +89,10 @@ type Handler struct {
 	StartupWait caddy.Duration `json:"startup_wait,omitempty"`
 
 	// Verified tokens cached per key source (the handler uses the cache of
-	// its first trust's primary key source). Default 20000; the first
-	// handler of a source sets it.
+	// its first trust's primary key source). Default 100000 (about 26 MiB
+	// with typical Cognito access tokens; 61 MiB at most). Handlers sharing
+	// that cache give it the largest size among them; a reload that changes
+	// it resizes the running cache.
 	CacheSize int `json:"cache_size,omitempty"`
 
 	// rule is Config with the defaults applied.
@@ -105,7 +105,8 @@ type Handler struct {
 	ids     *config.IdentityHeaders // what an identity header is, for this handler
 	metrics *metrics
 	logger  *zap.Logger
-	denyLog *zap.Logger
+	// denyBudget is the process-wide budget of denial log lines.
+	denyBudget *denyBudget
 
 	errRoutes *sync.Map // *caddyhttp.Server → bool: may denials go to its error routes (errorroutes.go)
 
@@ -126,8 +127,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "http.handlers.cognito_auth", New: func() caddy.Module { return new(Handler) }}
 }
 
-const defaultCacheSize = 20_000
-
 // Provision sets up the handler: it applies the defaults, checks the
 // configuration (Caddy calls Validate only after Provision, and Provision
 // must not start fetching keys for a configuration that is wrong), loads
@@ -136,11 +135,6 @@ const defaultCacheSize = 20_000
 // for all of them together, for the first key sets.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	// Denials can come in floods; sample them so an attack cannot drown
-	// the log (first 10 per second per message, then 1 in 100).
-	h.denyLog = h.logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-		return zapcore.NewSamplerWithOptions(c, time.Second, 10, 100)
-	}))
 	if err := h.Validate(); err != nil {
 		return err
 	}
@@ -148,9 +142,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.rule.SetDefaults()
 	if h.StartupWait == 0 {
 		h.StartupWait = caddy.Duration(5 * time.Second)
-	}
-	if h.CacheSize == 0 {
-		h.CacheSize = defaultCacheSize
 	}
 	for _, t := range h.rule.TrustList() {
 		for _, iss := range t.Issuers() {
@@ -160,11 +151,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	// Denials can come in floods: one budget for the whole process keeps
+	// an attack from drowning the log (see denylog.go).
 	var err error
+	if h.denyBudget, err = acquireDenyBudget(); err != nil {
+		return fmt.Errorf("cognito_auth: denial log: %w", err)
+	}
 	if h.keys, err = h.acquireTrustKeys(ctx); err != nil {
 		return fmt.Errorf("cognito_auth: %w", err)
 	}
-	h.waitForKeys(ctx, h.keys.startup)
+	// The keyrings are started; the config's start waits for them once,
+	// together with every other handler's (startupApp).
+	if err := awaitKeysAtStart(ctx, h.keys.startup, time.Duration(h.StartupWait), h.keys.cache, h.CacheSize); err != nil {
+		return fmt.Errorf("cognito_auth: %w", err)
+	}
 
 	h.authz, err = authz.New(h.rule, nil, authz.WithCache(h.keys.cache), authz.WithKeysFor(h.keys.keysFor))
 	if err != nil {
@@ -182,37 +182,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, u := range h.keys.uses {
 		h.metrics.keyrings.add(u.shared.ring, u.lazy)
 	}
+	if len(h.keys.uses) > 0 {
+		h.metrics.keyrings.addCache(h.keys.cache, h.keys.uses[0].shared.ring.Source().String())
+	}
 	h.allowed = map[string]prometheus.Counter{}
 	for _, t := range h.rule.TrustList() {
 		label := t.PrimaryIssuer()
 		h.allowed[label] = h.metrics.decisions.WithLabelValues(label, "allow", "")
 	}
 	return nil
-}
-
-// waitForKeys gives the first fetches of the keyrings a moment, together
-// and against one deadline, so a healthy start serves from the first
-// request; a failed one is logged and retried in the background, never
-// fatal: keys may come later, and until then the answer for that trust's
-// tokens is 503, not a crash loop.
-func (h *Handler) waitForKeys(ctx context.Context, rings []*jwks.Keyring) {
-	t := time.NewTimer(time.Duration(h.StartupWait))
-	defer t.Stop()
-	for _, ring := range rings {
-		select {
-		case <-ring.Ready():
-			continue
-		case <-ring.Attempted():
-		case <-t.C:
-			t.Reset(0) // the deadline has passed: only look at the rest
-		case <-ctx.Done():
-		}
-		if ring.Snapshot() == nil {
-			st := ring.Stats()
-			h.logger.Warn("no signing keys yet; answering 503 for the tokens they verify until they load (retrying in the background)",
-				zap.String("source", ring.Source().String()), zap.String("last_error", st.LastError))
-		}
-	}
 }
 
 // Validate checks the configuration, with the defaults applied, and
@@ -243,8 +221,12 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared keyrings.
+// Cleanup releases the shared keyrings and the denial log budget.
 func (h *Handler) Cleanup() error {
+	if h.denyBudget != nil {
+		_, _ = denyBudgets.Delete(denyBudgetKey)
+		h.denyBudget = nil
+	}
 	if h.keys == nil {
 		return nil
 	}
@@ -353,23 +335,7 @@ func safePlaceholder(v any) any {
 
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, c *authz.Claims, e *authz.Error) error {
 	h.metrics.decisions.WithLabelValues(h.denyLabel(c), "deny", e.Reason).Inc()
-	if ce := h.denyLog.Check(zapcore.InfoLevel, "request denied"); ce != nil {
-		fields := []zap.Field{
-			zap.Int("status", e.Kind.Status()),
-			zap.String("reason", e.Reason),
-			zap.String("remote_ip", r.RemoteAddr),
-			zap.String("method", r.Method),
-			zap.String("uri", r.URL.Path),
-		}
-		if e.Err != nil {
-			fields = append(fields, zap.String("detail", e.Err.Error()))
-		}
-		if c != nil {
-			fields = append(fields, zap.String("kid", c.KeyID), zap.String("iss", c.Issuer),
-				zap.String("client_id", c.ClientID), zap.String("sub", c.Subject))
-		}
-		ce.Write(fields...)
-	}
+	h.logDenial(r, c, e)
 
 	var scopes []string
 	if e.Reason == "scope" {
@@ -377,7 +343,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 	}
 	w.Header().Set("WWW-Authenticate", e.Challenge(scopes))
 	if e.Kind == authz.KindUnavailable {
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", h.keys.retryAfter())
 	}
 	if repl != nil {
 		repl.Set("http.auth.cognito.error", e.Kind.String())

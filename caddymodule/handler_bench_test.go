@@ -49,7 +49,7 @@ func newBenchHandler(b *testing.B, cfg config.Authorizer) (*Handler, *jwttest.Ke
 	h := &Handler{Config: Config(cfg)}
 	h.rule = cfg
 	h.rule.SetDefaults()
-	if h.authz, err = authz.New(h.rule, benchKeys{set}, authz.WithCache(authz.NewCache(defaultCacheSize, nil))); err != nil {
+	if h.authz, err = authz.New(h.rule, benchKeys{set}, authz.WithCache(authz.NewCache(0, nil))); err != nil {
 		b.Fatal(err)
 	}
 	h.rules = h.rule.HeaderRules()
@@ -58,7 +58,7 @@ func newBenchHandler(b *testing.B, cfg config.Authorizer) (*Handler, *jwttest.Ke
 		b.Fatal(err)
 	}
 	h.allowed = map[string]prometheus.Counter{h.authz.Issuer(): h.metrics.decisions.WithLabelValues(h.authz.Issuer(), "allow", "")}
-	h.logger, h.denyLog = zap.NewNop(), zap.NewNop()
+	h.logger = zap.NewNop()
 	return h, key
 }
 

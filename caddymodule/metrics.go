@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddy-cognito/caddy-cognito/authz"
 	"github.com/caddy-cognito/caddy-cognito/authz/jwks"
 )
 
@@ -49,12 +50,14 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 }
 
 type keyringCollector struct {
-	fetches, keys, lastSuccess *prometheus.Desc
+	fetches, keys, lastSuccess, cacheEntries, cacheCapacity *prometheus.Desc
 
 	mu sync.Mutex
 	// rings → armed lazily: such a keyring is reported once it has
 	// fetched (a form no token has named yet is not an outage).
 	rings map[*jwks.Keyring]bool
+	// caches → the source of the keyring that owns the cache.
+	caches map[*authz.Cache]string
 }
 
 func newKeyringCollector() *keyringCollector {
@@ -65,8 +68,20 @@ func newKeyringCollector() *keyringCollector {
 			"Keys in service, by source.", []string{"source"}, nil),
 		lastSuccess: prometheus.NewDesc("caddy_cognito_jwks_last_success_timestamp_seconds",
 			"Unix time of the last successful fetch (including not-modified answers), by source.", []string{"source"}, nil),
-		rings: map[*jwks.Keyring]bool{},
+		cacheEntries: prometheus.NewDesc("caddy_cognito_token_cache_entries",
+			"Verified tokens cached, by the key source that owns the cache.", []string{"source"}, nil),
+		cacheCapacity: prometheus.NewDesc("caddy_cognito_token_cache_capacity",
+			"The most verified tokens the cache holds (cache_size), by the key source that owns the cache.", []string{"source"}, nil),
+		rings:  map[*jwks.Keyring]bool{},
+		caches: map[*authz.Cache]string{},
 	}
+}
+
+// addCache reports a verified-token cache under the source that owns it.
+func (c *keyringCollector) addCache(cache *authz.Cache, source string) {
+	c.mu.Lock()
+	c.caches[cache] = source
+	c.mu.Unlock()
 }
 
 func (c *keyringCollector) add(r *jwks.Keyring, lazy bool) {
@@ -83,6 +98,8 @@ func (c *keyringCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.fetches
 	ch <- c.keys
 	ch <- c.lastSuccess
+	ch <- c.cacheEntries
+	ch <- c.cacheCapacity
 }
 
 // Collect implements prometheus.Collector.
@@ -95,7 +112,20 @@ func (c *keyringCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		rings = append(rings, r)
 	}
+	caches := make(map[*authz.Cache]string, len(c.caches))
+	for cache, src := range c.caches {
+		caches[cache] = src
+	}
 	c.mu.Unlock()
+	seenCache := map[string]bool{}
+	for cache, src := range caches {
+		if seenCache[src] {
+			continue
+		}
+		seenCache[src] = true
+		ch <- prometheus.MustNewConstMetric(c.cacheEntries, prometheus.GaugeValue, float64(cache.Len()), src)
+		ch <- prometheus.MustNewConstMetric(c.cacheCapacity, prometheus.GaugeValue, float64(cache.Cap()), src)
+	}
 	seen := map[string]bool{}
 	for _, r := range rings {
 		src := r.Source().String()

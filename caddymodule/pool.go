@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -53,4 +55,23 @@ func acquireKeys(key string, src jwks.Source, o jwks.Options, cacheSize int, laz
 		sk.ring.Start()
 	}
 	return sk, nil
+}
+
+// retryAfter is the Retry-After of a 503: the seconds until the first of
+// the handler's keyrings still without keys next tries to load them (at
+// least 1).
+func (k *handlerKeys) retryAfter() string {
+	secs := int64(1)
+	var next time.Time
+	if k != nil {
+		for _, ring := range k.startup {
+			if ring.Snapshot() == nil && (next.IsZero() || ring.NextAttempt().Before(next)) {
+				next = ring.NextAttempt()
+			}
+		}
+	}
+	if d := time.Until(next); !next.IsZero() && d > time.Second {
+		secs = int64((d + time.Second - 1) / time.Second)
+	}
+	return strconv.FormatInt(secs, 10)
 }

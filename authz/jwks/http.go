@@ -99,7 +99,8 @@ func (s *HTTPSource) CloseIdleConnections() { s.Client.CloseIdleConnections() }
 // Fetch implements Source.
 func (s *HTTPSource) Fetch(ctx context.Context, prevVersion string) ([]byte, string, error) {
 	extra := http.Header{}
-	if etag, ok := strings.CutPrefix(prevVersion, "etag:"); ok {
+	etag, conditional := strings.CutPrefix(prevVersion, "etag:")
+	if conditional {
 		extra.Set("If-None-Match", etag)
 	}
 	body, hdr, err := get(ctx, s.Client, s.URL, extra)
@@ -107,6 +108,12 @@ func (s *HTTPSource) Fetch(ctx context.Context, prevVersion string) ([]byte, str
 		return nil, "", err
 	}
 	if body == nil {
+		if !conditional {
+			// Nothing was asked to be compared: a server answering 304
+			// forever would otherwise pass for healthy while the keys
+			// silently freeze.
+			return nil, "", fmt.Errorf("jwks: %s answered 304 Not Modified to a request without If-None-Match", s.URL)
+		}
 		return nil, "", ErrNotModified
 	}
 	if etag := hdr.Get("ETag"); etag != "" {

@@ -428,3 +428,124 @@ func TestFileSource(t *testing.T) {
 		t.Fatal("last good keys lost")
 	}
 }
+
+// TestHTTPSource304WithoutIfNoneMatchIsError: a 304 answers a conditional
+// request only. A server answering 304 to a request that sent no
+// If-None-Match (the keyring had a version but no ETag) is failing: counted
+// as a success, it would keep last_success fresh while the keys froze.
+func TestHTTPSource304WithoutIfNoneMatchIsError(t *testing.T) {
+	keys(t)
+	var notModified atomic.Bool
+	srv := jwttest.NewServer(t, nil)
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if notModified.Load() {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = w.Write(jwttest.JWKS(k1)) // no ETag: the version is a digest
+	})
+	src, _ := jwks.NewHTTPSource(srv.URL, nil)
+	_, v, err := src.Fetch(context.Background(), "")
+	if err != nil || !strings.HasPrefix(v, "sha256:") {
+		t.Fatalf("first fetch: %q %v", v, err)
+	}
+	notModified.Store(true)
+	for _, prev := range []string{"", v} {
+		if _, _, err := src.Fetch(context.Background(), prev); err == nil || errors.Is(err, jwks.ErrNotModified) ||
+			!strings.Contains(err.Error(), "without If-None-Match") {
+			t.Errorf("304 to an unconditional request (prev %q): %v, want an error", prev, err)
+		}
+	}
+
+	// Through a keyring: the fetch fails, last_success stays put.
+	notModified.Store(false)
+	clk := &clock{t: time.Unix(1000, 0)}
+	r := startRing(t, src, jwks.Options{Now: clk.Now})
+	first := r.Stats().LastSuccess
+	notModified.Store(true)
+	clk.Add(time.Minute)
+	if err := r.Refresh(context.Background()); err == nil {
+		t.Fatal("a 304 to an unconditional refresh succeeded")
+	}
+	if st := r.Stats(); st.FetchError != 1 || st.FetchNotModified != 0 || !st.LastSuccess.Equal(first) {
+		t.Fatalf("stats after an unconditional 304: %+v, want one error and last_success %v", st, first)
+	}
+}
+
+// hangingSource accepts a fetch and never answers until its context ends.
+type hangingSource struct {
+	inflight, started atomic.Int64
+}
+
+func (s *hangingSource) String() string { return "hanging" }
+func (s *hangingSource) Fetch(ctx context.Context, _ string) ([]byte, string, error) {
+	s.started.Add(1)
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	<-ctx.Done()
+	return nil, "", ctx.Err()
+}
+
+// TestKeyringOnDemandWaitCapped: while the fetch an unknown kid started
+// hangs (the fetch timeout is an hour here), 500 concurrent requests for
+// unknown kids are each answered ErrUnknownKID after OnDemandWait, and all
+// of them while the fetch is still hanging: no request is held for the
+// fetch.
+func TestKeyringOnDemandWaitCapped(t *testing.T) {
+	keys(t)
+	good := &fakeSource{doc: jwttest.JWKS(k1)}
+	sw := &switchSource{cur: good}
+	r := startRing(t, sw, jwks.Options{Cooldown: time.Nanosecond, FetchTimeout: time.Hour, OnDemandWait: 50 * time.Millisecond})
+	hang := &hangingSource{}
+	sw.set(hang)
+	var wg sync.WaitGroup
+	var unknown, other atomic.Int64
+	for i := range 500 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.Key(context.Background(), fmt.Sprintf("forged-%d", i))
+			if errors.Is(err, jwks.ErrUnknownKID) {
+				unknown.Add(1)
+			} else {
+				other.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if hang.started.Load() == 0 {
+		t.Fatal("no on-demand fetch was started")
+	}
+	if hang.inflight.Load() == 0 {
+		t.Fatal("the hanging fetch ended before the requests were answered: the test proves nothing")
+	}
+	if unknown.Load() != 500 {
+		t.Fatalf("%d of 500 unknown kids answered ErrUnknownKID (%d otherwise)", unknown.Load(), other.Load())
+	}
+	if _, err := r.Key(context.Background(), "k1"); err != nil {
+		t.Fatalf("a known kid during the hanging fetch: %v", err)
+	}
+}
+
+// TestKeyringNextAttempt: after a failed fetch the keyring says when it
+// will try again (its backoff), and a healthy one its next refresh.
+func TestKeyringNextAttempt(t *testing.T) {
+	keys(t)
+	src := &fakeSource{err: errors.New("down")}
+	r := startRing(t, src, jwks.Options{MaxBackoff: time.Hour, Refresh: 2 * time.Hour})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		next := time.Until(r.NextAttempt())
+		if next > 0 {
+			// First backoff: 1s less up to 10 % jitter.
+			if next > time.Second {
+				t.Fatalf("next attempt in %s, want within the first 1s backoff", next)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("NextAttempt never moved past the failed fetch")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

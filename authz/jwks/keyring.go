@@ -37,6 +37,12 @@ type Options struct {
 	// MaxBackoff caps the wait between retries after failures.
 	// Default 5m (or Refresh, if shorter).
 	MaxBackoff time.Duration
+	// OnDemandWait caps how long Key waits for the fetch an unknown kid
+	// started (or joined); after it the kid is answered as unknown while
+	// the fetch goes on. A key server that accepts and never answers then
+	// holds each such request (a goroutine, a connection) for this long,
+	// not for FetchTimeout. Default 1s.
+	OnDemandWait time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives fetch failures and hygiene warnings. Default no-op.
@@ -60,6 +66,9 @@ func (o *Options) setDefaults() {
 		o.MaxBackoff = 5 * time.Minute
 	}
 	o.MaxBackoff = min(o.MaxBackoff, o.Refresh)
+	if o.OnDemandWait <= 0 {
+		o.OnDemandWait = time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -93,6 +102,9 @@ type Keyring struct {
 	nextOnDemand time.Time // no on-demand fetch before this
 	lastErr      string
 	lastSuccess  time.Time
+	// nextAttempt is when the refresh loop fetches next (UnixNano; 0: now,
+	// a fetch is running or about to).
+	nextAttempt atomic.Int64
 
 	fetchOK, fetchNotModified, fetchErr atomic.Uint64
 
@@ -207,9 +219,10 @@ func (k *Keyring) Attempted() <-chan struct{} { return k.attempted }
 func (k *Keyring) Snapshot() *Set { return k.snap.Load() }
 
 // Key returns the key with the given kid. On a miss it joins or starts one
-// shared refetch, at most one per cooldown; during the cooldown a miss is
-// answered at once with ErrUnknownKID (or ErrUnavailable if no key set was
-// ever loaded), so a flood of invented kids costs the source nothing.
+// shared refetch, at most one per cooldown, and waits for it at most
+// OnDemandWait; during the cooldown a miss is answered at once with
+// ErrUnknownKID (or ErrUnavailable if no key set was ever loaded), so a
+// flood of invented kids costs the source nothing and holds nothing.
 func (k *Keyring) Key(ctx context.Context, kid string) (*Key, error) {
 	if key := k.snap.Load().Lookup(kid); key != nil {
 		return key, nil
@@ -229,8 +242,13 @@ func (k *Keyring) Key(ctx context.Context, kid string) (*Key, error) {
 		c = k.startFetchLocked()
 	}
 	k.mu.Unlock()
+	t := time.NewTimer(k.opts.OnDemandWait)
+	defer t.Stop()
 	select {
 	case <-c.done:
+	case <-t.C:
+		// The fetch is slow: answer now; it goes on, and the next
+		// request with this kid finds the key if it came.
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for key %q: %w", kid, ctx.Err())
 	}
@@ -331,6 +349,17 @@ func (k *Keyring) succeeded() {
 	k.mu.Unlock()
 }
 
+// NextAttempt is when the keyring will next fetch on its own: the end of
+// the current refresh period or failure backoff, or now if a fetch is
+// running. (A request with an unknown kid may cause one earlier.)
+func (k *Keyring) NextAttempt() time.Time {
+	n := k.nextAttempt.Load()
+	if n == 0 {
+		return k.opts.Now()
+	}
+	return time.Unix(0, n)
+}
+
 // Stats returns the keyring's counters.
 func (k *Keyring) Stats() Stats {
 	k.mu.Lock()
@@ -353,6 +382,7 @@ func (k *Keyring) loop(afterSuccess bool) {
 		if afterSuccess {
 			afterSuccess = false
 		} else {
+			k.nextAttempt.Store(0)
 			err = k.Refresh(k.ctx)
 		}
 		if k.ctx.Err() != nil {
@@ -370,6 +400,7 @@ func (k *Keyring) loop(afterSuccess bool) {
 				wait = min(ra.After, k.opts.MaxBackoff)
 			}
 		}
+		k.nextAttempt.Store(k.opts.Now().Add(wait).UnixNano())
 		t := time.NewTimer(wait)
 		select {
 		case <-k.ctx.Done():
