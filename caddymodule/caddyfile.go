@@ -65,6 +65,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    cache_size   <entries>
 //	    allow_preflight
 //	    strip_authorization
+//	    forward_auth
 //	}
 //
 // The Caddyfile only parses: every rule is checked by Validate, the same
@@ -189,6 +190,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.StripAuthorization = true
+		case "forward_auth":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ForwardAuth = true
 		default:
 			return d.Errf("unrecognized subdirective %q", opt)
 		}

@@ -95,6 +95,18 @@ type Handler struct {
 	// it resizes the running cache.
 	CacheSize int `json:"cache_size,omitempty"`
 
+	// Answer instead of passing the request on: the handler becomes the
+	// auth service of another proxy (nginx auth_request, Traefik
+	// ForwardAuth, Envoy ext_authz, Caddy forward_auth). An authorized
+	// request gets 200 with an empty body and the identity as response
+	// headers — every X-Cognito-* header and configured claim header, empty
+	// when the token lacks the claim — for the proxy to copy onto the
+	// upstream request; a denied one gets the usual 401/403/503 answer.
+	// Select per-route rules by the original request with the
+	// cognito_original_request handler. Listen where only the proxy can
+	// reach this server.
+	ForwardAuth bool `json:"forward_auth,omitempty"`
+
 	// rule is Config with the defaults applied.
 	rule    config.Authorizer
 	authz   *authz.Authorizer
@@ -218,6 +230,9 @@ func (h *Handler) Validate() error {
 	if err := validateRequire(rule); err != nil {
 		return fmt.Errorf("cognito_auth: %w", err)
 	}
+	if err := h.validateForwardAuth(); err != nil {
+		return fmt.Errorf("cognito_auth: %w", err)
+	}
 	return nil
 }
 
@@ -244,6 +259,9 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.stripIdentity(r)
 	if h.AllowPreflight && isPreflight(r) {
+		if h.ForwardAuth {
+			return h.forwardAuthAllow(w, nil)
+		}
 		return next.ServeHTTP(w, r)
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -262,6 +280,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		c.Inc()
 	} else {
 		h.metrics.decisions.WithLabelValues(h.authz.TrustLabel(claims.Issuer), "allow", "").Inc()
+	}
+	if h.ForwardAuth {
+		if repl != nil {
+			setIdentityPlaceholders(repl, claims)
+		}
+		return h.forwardAuthAllow(w, claims)
 	}
 
 	vals := make([]string, len(h.rules))
