@@ -50,13 +50,13 @@ func (e *env) fwdRules(from string) string {
 	handle {
 		%s
 	}`, from,
-		e.authBlock("forward_auth", "scopes order/post.order"),
-		e.authBlock("forward_auth", "token_source cookie session"),
-		e.authBlock("forward_auth", "token_source query access_token"),
+		e.authBlock("forward_auth", "header email X-User-Email", "scopes order/post.order"),
+		e.authBlock("forward_auth", "header email X-User-Email", "token_source cookie session"),
+		e.authBlock("forward_auth", "header email X-User-Email", "token_source query access_token"),
 		e.authBlock("forward_auth", "header email X-User-Email", "allow_preflight"))
 }
 
-// identityNames are the headers the catch-all rule of fwdRules answers with.
+// identityNames are the headers every rule of fwdRules answers with.
 var identityNames = []string{
 	"X-Cognito-Sub", "X-Cognito-Username", "X-Cognito-Client-Id", "X-Cognito-Token-Use",
 	"X-Cognito-Scope", "X-Cognito-Groups", "X-User-Email",
