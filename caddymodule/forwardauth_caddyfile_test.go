@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -79,5 +80,33 @@ func TestREADMEForwardAuthServiceAdapts(t *testing.T) {
 	}
 	if strings.Contains(string(out), `"host":`) {
 		t.Errorf("README auth service matches a host: unmatched names would get Caddy's empty 200")
+	}
+}
+
+// deploy/Caddyfile.forward-auth (docker compose --profile nginx) must adapt
+// with the compose environment, to a forward-auth service.
+func TestForwardAuthComposeCaddyfileAdapts(t *testing.T) {
+	body, err := os.ReadFile("../deploy/Caddyfile.forward-auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("COGNITO_USER_POOL", "eu-west-1_AbCdEf123")
+	t.Setenv("COGNITO_CLIENT_IDS", "client1 client2")
+	t.Setenv("HTTP_PORT", "9091")
+	for _, source := range []string{"default", "ssm"} {
+		t.Setenv("JWKS_SOURCE", source)
+		t.Setenv("JWKS_SSM_PARAMETER", "/cognito/jwks")
+		out, err := adapt(t, string(body))
+		if err != nil {
+			t.Fatalf("Caddyfile.forward-auth (JWKS_SOURCE=%s): %v", source, err)
+		}
+		for _, want := range []string{`"forward_auth":true`, `{"from":"x-original","handler":"cognito_original_request"}`, `"listen":[":9091"]`} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("Caddyfile.forward-auth (JWKS_SOURCE=%s) lacks %s", source, want)
+			}
+		}
+		if strings.Contains(string(out), `"host":`) {
+			t.Errorf("Caddyfile.forward-auth matches a host: unmatched names would get Caddy's empty 200")
+		}
 	}
 }
