@@ -89,6 +89,8 @@ var caddyfileSeeds = map[string]string{
 	"require not bool":   "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire `request.path`\n}",
 	"require undeclared": "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire `request.mehtod == \"GET\"`\n}",
 	"require block":      "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\trequire {\n\t}\n}",
+	"forward_auth":       "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\tforward_auth\n}",
+	"forward_auth strip": "cognito_auth {\n\tuser_pool us-west-2_NMATFlcVJ\n\taudience x\n\tforward_auth\n\tstrip_authorization\n}",
 }
 
 func FuzzCaddyfile(f *testing.F) {
