@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/caddy-cognito/caddy-cognito/authz"
+	"github.com/caddy-cognito/caddy-cognito/config"
 )
 
 // Forward-auth mode (the handler's forward_auth option): the handler is the
@@ -26,14 +27,23 @@ import (
 // empty variable) and Caddy (copy_headers) drop empty values instead.
 // claims is nil for a CORS preflight let through by allow_preflight: all
 // headers empty.
+//
+// Any other identity header already on the answer (config.IdentityHeaders
+// decides, e.g. one set by a `header` directive) is removed first: the
+// proxy copies identity only from this handler's verified values.
 func (h *Handler) forwardAuthAllow(w http.ResponseWriter, claims *authz.Claims) error {
 	hdr := w.Header()
+	for name := range hdr {
+		if h.ids.Is(name) {
+			delete(hdr, name)
+		}
+	}
 	vals := make([]string, len(h.rules))
 	for i, rule := range h.rules {
 		if claims != nil {
 			for _, name := range rule.Claims {
 				if v, ok := claims.Get(name); ok {
-					if validHeaderValue(v) {
+					if config.ForwardableValue(v) {
 						vals[i] = v
 					}
 					break
