@@ -59,7 +59,7 @@ func (e *env) fwdRules(from string) string {
 // identityNames are the headers every rule of fwdRules answers with.
 var identityNames = []string{
 	"X-Cognito-Sub", "X-Cognito-Username", "X-Cognito-Client-Id", "X-Cognito-Token-Use",
-	"X-Cognito-Scope", "X-Cognito-Groups", "X-User-Email",
+	"X-Cognito-Scope", "X-Cognito-Groups", "X-Cognito-Issuer", "X-User-Email",
 }
 
 // wantAllow checks an allow answer: exactly 200, no body, and exactly one
@@ -102,7 +102,7 @@ func TestIntegrationForwardAuthXForwarded(t *testing.T) {
 		wantAllow(t, r, map[string]string{
 			"X-Cognito-Sub": sub, "X-Cognito-Username": "alice", "X-Cognito-Client-Id": testClient,
 			"X-Cognito-Token-Use": "access", "X-Cognito-Scope": "order/get.order openid",
-			"X-Cognito-Groups": "admin,users", "X-User-Email": "alice@example.com",
+			"X-Cognito-Groups": "admin,users", "X-Cognito-Issuer": e.issuer, "X-User-Email": "alice@example.com",
 		})
 		// An absent claim is an empty header, so a proxy that only replaces
 		// headers present in the answer still replaces a forged copy.

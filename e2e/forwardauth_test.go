@@ -472,6 +472,7 @@ func TestForwardAuthBehindNginxAndCaddy(t *testing.T) {
 					"X-Cognito-Token-Use": "access",
 					"X-Cognito-Scope":     adminScope,
 					"X-Cognito-Groups":    "admins",
+					"X-Cognito-Issuer":    e.cl.Issuer(e.poolA),
 				}
 				for k, v := range want {
 					if got := ec.Cognito[k]; len(got) != 1 || got[0] != v {
