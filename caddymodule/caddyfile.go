@@ -66,6 +66,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    allow_preflight
 //	    strip_authorization
 //	    forward_auth
+//	    login { … }   (see unmarshalLogin)
 //	}
 //
 // The Caddyfile only parses: every rule is checked by Validate, the same
@@ -77,6 +78,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	at := settingLines{}
 	seen := map[string]bool{}
+	loginLine := 0
 	for d.NextBlock(0) {
 		opt := d.Val()
 		if opt == "max_token_size" {
@@ -180,6 +182,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.JWKSRaw = raw
+		case "login":
+			loginLine = d.Line()
+			l, err := unmarshalLogin(d)
+			if err != nil {
+				return err
+			}
+			h.Login = l
 		case "allow_preflight":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -204,6 +213,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	// setting at fault.
 	if err := h.Validate(); err != nil {
 		return at.wrap(d, err)
+	}
+	if h.Login != nil {
+		var audience []string
+		rule := config.Authorizer(h.Config)
+		if tl := rule.TrustList(); len(tl) > 0 {
+			audience = tl[0].Audience
+		}
+		return checkLogin(d, h.Login, audience, loginLine)
 	}
 	return nil
 }

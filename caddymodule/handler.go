@@ -107,6 +107,11 @@ type Handler struct {
 	// reach this server.
 	ForwardAuth bool `json:"forward_auth,omitempty"`
 
+	// Browser sign-in (see config.Login): requests without a bearer token
+	// are authorized with a session cookie, and browsers without one are
+	// sent to the identity provider.
+	Login *config.Login `json:"login,omitempty"`
+
 	// rule is Config with the defaults applied.
 	rule    config.Authorizer
 	authz   *authz.Authorizer
@@ -116,6 +121,7 @@ type Handler struct {
 	rules   []config.HeaderRule
 	ids     *config.IdentityHeaders // what an identity header is, for this handler
 	metrics *metrics
+	login   *loginGlue
 	logger  *zap.Logger
 	// denyBudget is the process-wide budget of denial log lines.
 	denyBudget *denyBudget
@@ -202,6 +208,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		label := t.PrimaryIssuer()
 		h.allowed[label] = h.metrics.decisions.WithLabelValues(label, "allow", "")
 	}
+	if err := h.provisionLogin(ctx); err != nil {
+		return fmt.Errorf("cognito_auth: %w", err)
+	}
 	return nil
 }
 
@@ -265,6 +274,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if h.login != nil {
+		if done, err := h.serveLogin(w, r, repl, next); done {
+			return err
+		}
+	}
 	tok, xerr := authz.ExtractToken(r, *h.rule.TokenSource)
 	var claims *authz.Claims
 	var err error
@@ -276,6 +290,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.deny(w, r, repl, claims, authz.AsError(err))
 	}
+	return h.allow(w, r, repl, claims, next, true)
+}
+
+// allow sets the identity headers and placeholders of verified claims and
+// calls the next handler. stripCred removes the bearer credential
+// (strip_authorization); a session has none to remove.
+func (h *Handler) allow(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, claims *authz.Claims, next caddyhttp.Handler, stripCred bool) error {
 	if c := h.allowed[h.authz.TrustLabel(claims.Issuer)]; c != nil {
 		c.Inc()
 	} else {
@@ -303,7 +324,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		}
 	}
-	if h.StripAuthorization {
+	if stripCred && h.StripAuthorization {
 		authz.StripToken(r, *h.rule.TokenSource)
 	}
 	if repl != nil {

@@ -20,7 +20,7 @@ var identityHeaderPrefixes = []string{
 // always stripped, whatever the configuration (NormalizeHeaderName form).
 // Headers a backend may trust for identity join here with one line each,
 // e.g. the ALB's x-amzn-oidc-accesstoken, -identity and -data.
-var identityHeaderNames = []string{}
+var identityHeaderNames = []string{"x-amzn-oidc-accesstoken", "x-amzn-oidc-identity", "x-amzn-oidc-data"}
 
 // IdentityHeaders decides whether a header name is an identity header: one
 // under an identity prefix (X-Cognito-*), one of the fixed identity names,
