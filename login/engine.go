@@ -74,10 +74,10 @@ type Engine struct {
 	now      func() time.Time
 	stateFix string // state cookie name prefix
 
-	epMu      sync.Mutex
-	ep        Endpoints
-	epErr     error
-	epFailed  time.Time
+	epMu     sync.Mutex
+	ep       Endpoints
+	epErr    error
+	epFailed time.Time
 
 	refreshes singleflight.Group
 	recentMu  sync.Mutex
