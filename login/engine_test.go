@@ -53,13 +53,13 @@ type fakeIdP struct {
 	now    func() time.Time
 	ttl    time.Duration
 
-	mu     sync.Mutex
-	codes  map[string]grant
-	forms  []url.Values
-	auths  []string // Authorization headers seen
-	gate   chan struct{}
-	fail   int    // answer this status
-	nonce  string // mint ID tokens with this nonce instead
+	mu      sync.Mutex
+	codes   map[string]grant
+	forms   []url.Values
+	auths   []string // Authorization headers seen
+	gate    chan struct{}
+	fail    int    // answer this status
+	nonce   string // mint ID tokens with this nonce instead
 	tokens  atomic.Int64
 	refrs   atomic.Int64
 	arrived chan struct{} // receives when a request reaches the gate
