@@ -101,7 +101,13 @@ func startSite(t *testing.T, o siteOptions) *site {
 	}
 }
 `, base, p.Issuer, s.ClientID, testGroup, login, o.extra, o.route, e.URL)
-	startCaddy(t, caddyfile)
+	var lines []string
+	for _, l := range strings.Split(caddyfile, "\n") {
+		if strings.TrimSpace(l) != "" || l == "" {
+			lines = append(lines, l)
+		}
+	}
+	startCaddy(t, strings.Join(lines, "\n"))
 	waitHTTP(t, base+"/signed-out")
 	return s
 }
