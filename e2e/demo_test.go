@@ -39,11 +39,14 @@ func TestDemoScript(t *testing.T) {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	if !strings.Contains(text, "demo: all 9 checks gave the expected status") {
+	if !strings.Contains(text, "demo: all 11 checks gave the expected status") {
 		t.Errorf("no success line:\n%s", text)
 	}
-	if n := strings.Count(text, "as expected"); n != 8 {
-		t.Errorf("%d curl checks as expected, want 8:\n%s", n, text)
+	if n := strings.Count(text, "as expected"); n != 10 {
+		t.Errorf("%d curl checks as expected, want 10:\n%s", n, text)
+	}
+	if !regexp.MustCompile(`open http://localhost:\d+/ in a browser and sign in as alice / \S+`).MatchString(text) {
+		t.Errorf("no browser sign-in URL and user printed:\n%s", text)
 	}
 
 	m := regexp.MustCompile(`into (\S+caddy-cognito-demo\.\S+)`).FindStringSubmatch(text)

@@ -102,6 +102,9 @@ info "building caddy (with cognito_auth) and the sample backend into $WORK"
 go build -o "$WORK/caddy" ./cmd/caddy
 go build -o "$WORK/sample-backend" ./cmd/sample-backend
 go build -o "$WORK/provision" ./e2e/cmd/provision
+# The browser part's OpenID provider (zitadel/oidc, Cognito-shaped tokens)
+# lives in the e2e/browser module, so the plugin's module stays lean.
+(cd e2e/browser && go build -o "$WORK/demo-idp" ./cmd/demo-idp)
 
 want_version=$(sed -n 's/.*"cognito-local": *"\([^"]*\)".*/\1/p' e2e/package.json)
 have_version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' e2e/node_modules/cognito-local/package.json 2>/dev/null | head -n1 || true)
@@ -110,7 +113,7 @@ if [[ "$have_version" != "$want_version" ]]; then
 	(cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-read -r CL_PORT BACKEND_PORT DEMO_PORT <<<"$("$WORK/provision" ports 3 | tr '\n' ' ')"
+read -r CL_PORT BACKEND_PORT DEMO_PORT DEMO_WEB_PORT IDP_PORT <<<"$("$WORK/provision" ports 5 | tr '\n' ' ')"
 
 info "starting cognito-local on 127.0.0.1:$CL_PORT"
 mkdir -p "$WORK/cognito"
@@ -129,7 +132,19 @@ info "starting the sample backend on 127.0.0.1:$BACKEND_PORT"
 start sample-backend "$WORK/sample-backend.log" "$WORK/sample-backend" -listen "127.0.0.1:$BACKEND_PORT"
 wait_http sample-backend "http://127.0.0.1:$BACKEND_PORT/healthz" "$WORK/sample-backend.log"
 
-info "starting caddy on 127.0.0.1:$DEMO_PORT with scripts/demo.Caddyfile"
+# Browser sign-in: a web client of the demo provider, a client secret and a
+# session key made up for this run.
+DEMO_WEB_SECRET=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+DEMO_WEB_KEYS=$(head -c 32 /dev/urandom | base64)
+DEMO_WEB_PASSWORD=correct-horse-battery # the demo provider's users (e2e/browser/idp)
+DEMO_IDP="http://127.0.0.1:$IDP_PORT"
+WEB_URL="http://localhost:$DEMO_WEB_PORT"
+export DEMO_WEB_SECRET DEMO_WEB_KEYS DEMO_IDP DEMO_WEB_PORT
+info "starting the browser sign-in's OpenID provider on 127.0.0.1:$IDP_PORT"
+start demo-idp "$WORK/demo-idp.log" "$WORK/demo-idp" -listen "127.0.0.1:$IDP_PORT" -site "$WEB_URL"
+wait_http demo-idp "$DEMO_IDP/.well-known/openid-configuration" "$WORK/demo-idp.log"
+
+info "starting caddy on 127.0.0.1:$DEMO_PORT and $WEB_URL with scripts/demo.Caddyfile"
 export DEMO_PORT DEMO_ISSUER DEMO_JWKS_URL DEMO_CLIENT_ID
 export DEMO_BACKEND="127.0.0.1:$BACKEND_PORT"
 start caddy "$WORK/caddy.log" env XDG_CONFIG_HOME="$WORK/xdg" XDG_DATA_HOME="$WORK/xdg" \
@@ -188,6 +203,13 @@ check 403 "admin route, bob is in no group" \
 	"curl -i -H \"Authorization: Bearer \$BOB_ACCESS_TOKEN\" $URL/api/v1/admin/stats" -- \
 	-H "Authorization: Bearer $BOB_ACCESS_TOKEN" "$URL/api/v1/admin/stats"
 
+check 302 "browser sign-in: a page navigation without a session goes to the provider's login" \
+	"curl -i -H 'Sec-Fetch-Mode: navigate' -H 'Accept: text/html' $WEB_URL/" -- \
+	-H 'Sec-Fetch-Mode: navigate' -H 'Accept: text/html' "$WEB_URL/"
+check 401 "browser sign-in: fetch()/XHR without a session gets 401, never a redirect" \
+	"curl -i -H 'Sec-Fetch-Mode: cors' $WEB_URL/api/data" -- \
+	-H 'Sec-Fetch-Mode: cors' "$WEB_URL/api/data"
+
 # Did the spoofed header really not reach the backend?
 echoed=$(curl -sS --max-time 10 -H "Authorization: Bearer $ALICE_ACCESS_TOKEN" -H 'X-Cognito-Sub: spoofed' "$URL/api/v1/profile" || true)
 if [[ "$echoed" == *"$ALICE_SUB"* && "$echoed" != *spoofed* ]]; then
@@ -196,6 +218,10 @@ else
 	echo "--> FAIL: the backend did not see exactly alice's verified sub: $echoed"
 	FAILED=$((FAILED + 1))
 fi
+
+echo
+bold "Browser sign-in: open $WEB_URL/ in a browser and sign in as alice / $DEMO_WEB_PASSWORD"
+echo "(bob / $DEMO_WEB_PASSWORD is not in group staff: 403; $WEB_URL/logout signs out)"
 
 echo
 if ((FAILED == 0)); then

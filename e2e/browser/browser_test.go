@@ -60,7 +60,7 @@ func TestBrowserSignIn(t *testing.T) {
 	// The first tokens live 62 s: a minute before expiry they are
 	// refreshed, so the refresh happens within seconds, with no clock
 	// tricks in the browser or the server.
-	s.Provider.store.accessTTL.Store(int64(62 * time.Second))
+	s.Provider.SetAccessTokenTTL(62 * time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -184,10 +184,10 @@ func TestBrowserSignIn(t *testing.T) {
 	// 2. Refresh: the access token has under a minute left within a few
 	// seconds; reloading then refreshes it at the provider (its
 	// refresh_token grant), with no new sign-in.
-	s.Provider.store.accessTTL.Store(int64(time.Hour))
+	s.Provider.SetAccessTokenTTL(time.Hour)
 	firstToken := h["X-Amzn-Oidc-Accesstoken"]
 	deadline := time.Now().Add(60 * time.Second)
-	for s.Provider.store.refreshes.Load() == 0 {
+	for s.Provider.RefreshGrants() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the session was not refreshed")
 		}
@@ -199,7 +199,7 @@ func TestBrowserSignIn(t *testing.T) {
 	if p.Headers["X-Cognito-Sub"] != "user-alice" || p.Headers["X-Amzn-Oidc-Accesstoken"] == firstToken {
 		t.Fatalf("after refresh: sub %q, token changed %v", p.Headers["X-Cognito-Sub"], p.Headers["X-Amzn-Oidc-Accesstoken"] != firstToken)
 	}
-	if n := s.Provider.store.codes.Load(); n != 1 {
+	if n := s.Provider.CodeGrants(); n != 1 {
 		t.Fatalf("%d sign-ins; the refresh must not sign in again", n)
 	}
 

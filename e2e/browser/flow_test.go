@@ -46,7 +46,7 @@ func TestClientAuthMethods(t *testing.T) {
 			if strings.Contains(h["Cookie"], "cognito_session") {
 				t.Fatalf("backend saw the session cookie: %q", h["Cookie"])
 			}
-			if got := s.Provider.store.codes.Load(); got != 1 {
+			if got := s.Provider.CodeGrants(); got != 1 {
 				t.Fatalf("%d code grants", got)
 			}
 		})
@@ -114,7 +114,7 @@ func TestForbiddenStaysForbidden(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || at != s.URL+"/admin" || !strings.Contains(resp.Header.Get("Www-Authenticate"), "insufficient_scope") {
 		t.Fatalf("bob: %d at %s: %s", resp.StatusCode, at, body)
 	}
-	if got := s.Provider.store.codes.Load(); got != 1 {
+	if got := s.Provider.CodeGrants(); got != 1 {
 		t.Fatalf("%d sign-ins (a 403 must not send the browser round again)", got)
 	}
 }

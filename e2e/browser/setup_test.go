@@ -5,17 +5,43 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/caddy-cognito/caddy-cognito/e2e/browser/idp"
 )
+
+const (
+	testUser     = "alice"
+	testPassword = idp.Password
+	testGroup    = idp.Group
+)
+
+// hasGroup reports whether a comma-joined group header holds g.
+func hasGroup(header, g string) bool {
+	return slices.Contains(strings.Split(header, ","), g)
+}
+
+// startProvider serves the provider on a free loopback port until the test
+// ends.
+func startProvider(t *testing.T) *idp.Provider {
+	t.Helper()
+	p, err := idp.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
 
 // site is a running protected site: the provider, the backend, and Caddy
 // with cognito_auth and a login block in front of the backend.
 type site struct {
 	URL      string // http://localhost:<port>
-	Provider *provider
+	Provider *idp.Provider
 	Echo     *echo
 	ClientID string
 }
@@ -44,29 +70,29 @@ func startSite(t *testing.T, o siteOptions) *site {
 	t.Setenv("BROWSER_TEST_CLIENT_SECRET", secret)
 	t.Setenv("BROWSER_TEST_SESSION_KEYS", base64.StdEncoding.EncodeToString(keys))
 
-	c := &opClient{
-		id: s.ClientID, secret: secret, authMethod: oidc.AuthMethodBasic,
-		redirectURIs: []string{base + "/oauth2/idpresponse"},
-		logoutURIs:   []string{base + "/signed-out"},
+	c := &idp.Client{
+		ID: s.ClientID, Secret: secret, Method: oidc.AuthMethodBasic,
+		Redirects:  []string{base + "/oauth2/idpresponse"},
+		LogoutURIs: []string{base + "/signed-out"},
 	}
 	login := "client_secret {env.BROWSER_TEST_CLIENT_SECRET}"
 	switch o.clientAuth {
 	case "client_secret_post":
-		c.authMethod = oidc.AuthMethodPost
+		c.Method = oidc.AuthMethodPost
 		login += "\n\t\t\t\tclient_auth client_secret_post"
 	case "none":
-		c.authMethod, c.secret = oidc.AuthMethodNone, ""
+		c.Method, c.Secret = oidc.AuthMethodNone, ""
 		login = "client_auth none"
 	case "private_key_jwt":
-		c.authMethod, c.secret = oidc.AuthMethodPrivateKeyJWT, ""
+		c.Method, c.Secret = oidc.AuthMethodPrivateKeyJWT, ""
 		key, kid, file := clientKey(t)
-		c.key, c.keyID = &key.PublicKey, kid
+		c.Key, c.KeyID = &key.PublicKey, kid
 		// zitadel's provider wants its issuer as the assertion's
 		// audience (as the RFC 7523 revision recommends); the default
 		// is the token endpoint.
 		login = "client_auth private_key_jwt\n\t\t\t\tprivate_key " + file + "\n\t\t\t\tprivate_key_id " + kid + "\n\t\t\t\tclient_assertion_audience " + p.Issuer
 	}
-	p.store.addClient(c)
+	p.AddClient(c)
 
 	caddyfile := fmt.Sprintf(`{
 	admin off

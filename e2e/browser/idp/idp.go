@@ -1,4 +1,8 @@
-package browser
+// Package idp is the OpenID provider of the browser sign-in tests and of
+// `make demo`: zitadel/oidc's op package (a certified OpenID Connect
+// provider library) with its example in-memory storage and login page,
+// wrapped to issue tokens shaped like Amazon Cognito's.
+package idp
 
 import (
 	"context"
@@ -6,11 +10,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -21,9 +22,7 @@ import (
 	"golang.org/x/text/language"
 )
 
-// The OpenID provider of these tests is zitadel/oidc's op package (a
-// certified OpenID Connect provider library) with its example in-memory
-// storage and username/password login page. cognitoStorage wraps that
+// cognitoStorage wraps the example
 // storage to issue tokens shaped like Amazon Cognito's: access tokens with
 // token_use "access", client_id, username, scope and cognito:groups; ID
 // tokens with token_use "id", cognito:username and cognito:groups. One
@@ -32,50 +31,51 @@ import (
 // "aud" when present, so these tokens take the aud path, not the client_id
 // one (which the authz tests cover).
 
+// The users: alice (groups staff, readers) and bob (readers), both with
+// Password.
 const (
-	testUser     = "alice"
-	testPassword = "correct-horse-battery"
-	testGroup    = "staff"
+	Password = "correct-horse-battery"
+	Group    = "staff"
 )
 
-// opClient is an OAuth client of the provider.
-type opClient struct {
-	id           string
-	secret       string
-	authMethod   oidc.AuthMethod
-	redirectURIs []string
-	logoutURIs   []string
-	key          *rsa.PublicKey // private_key_jwt
-	keyID        string
+// Client is an OAuth client of the provider.
+type Client struct {
+	ID         string
+	Secret     string
+	Method     oidc.AuthMethod // client_secret_basic, client_secret_post, none, private_key_jwt
+	Redirects  []string
+	LogoutURIs []string
+	Key        *rsa.PublicKey // private_key_jwt
+	KeyID      string
 }
 
-func (c *opClient) GetID() string                    { return c.id }
-func (c *opClient) RedirectURIs() []string           { return c.redirectURIs }
-func (c *opClient) PostLogoutRedirectURIs() []string { return c.logoutURIs }
-func (c *opClient) ApplicationType() op.ApplicationType {
-	if c.authMethod == oidc.AuthMethodNone {
+func (c *Client) GetID() string                    { return c.ID }
+func (c *Client) RedirectURIs() []string           { return c.Redirects }
+func (c *Client) PostLogoutRedirectURIs() []string { return c.LogoutURIs }
+func (c *Client) ApplicationType() op.ApplicationType {
+	if c.Method == oidc.AuthMethodNone {
 		return op.ApplicationTypeUserAgent
 	}
 	return op.ApplicationTypeWeb
 }
-func (c *opClient) AuthMethod() oidc.AuthMethod { return c.authMethod }
-func (c *opClient) ResponseTypes() []oidc.ResponseType {
+func (c *Client) AuthMethod() oidc.AuthMethod { return c.Method }
+func (c *Client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
-func (c *opClient) GrantTypes() []oidc.GrantType {
+func (c *Client) GrantTypes() []oidc.GrantType {
 	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 }
-func (c *opClient) LoginURL(id string) string            { return "/login/username?authRequestID=" + id }
-func (c *opClient) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
-func (c *opClient) IDTokenLifetime() time.Duration       { return time.Hour }
-func (c *opClient) DevMode() bool                        { return true } // http redirect URIs on loopback
-func (c *opClient) IsScopeAllowed(string) bool           { return false }
-func (c *opClient) IDTokenUserinfoClaimsAssertion() bool { return true }
-func (c *opClient) ClockSkew() time.Duration             { return 0 }
-func (c *opClient) RestrictAdditionalIdTokenScopes() func([]string) []string {
+func (c *Client) LoginURL(id string) string            { return "/login/username?authRequestID=" + id }
+func (c *Client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
+func (c *Client) IDTokenLifetime() time.Duration       { return time.Hour }
+func (c *Client) DevMode() bool                        { return true } // http redirect URIs on loopback
+func (c *Client) IsScopeAllowed(string) bool           { return false }
+func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c *Client) ClockSkew() time.Duration             { return 0 }
+func (c *Client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
-func (c *opClient) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+func (c *Client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
 
@@ -101,23 +101,23 @@ type cognitoStorage struct {
 	groups map[string][]string
 
 	mu      sync.Mutex
-	clients map[string]*opClient
+	clients map[string]*Client
 
 	accessTTL atomic.Int64 // nanoseconds
 	codes     atomic.Int64 // authorization_code grants
 	refreshes atomic.Int64 // refresh_token grants
 }
 
-func (s *cognitoStorage) client(id string) (*opClient, bool) {
+func (s *cognitoStorage) client(id string) (*Client, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.clients[id]
 	return c, ok
 }
 
-func (s *cognitoStorage) addClient(c *opClient) {
+func (s *cognitoStorage) addClient(c *Client) {
 	s.mu.Lock()
-	s.clients[c.id] = c
+	s.clients[c.ID] = c
 	s.mu.Unlock()
 }
 
@@ -130,7 +130,7 @@ func (s *cognitoStorage) GetClientByClientID(_ context.Context, id string) (op.C
 
 func (s *cognitoStorage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
 	c, ok := s.client(id)
-	if !ok || c.secret == "" || c.secret != secret {
+	if !ok || c.Secret == "" || c.Secret != secret {
 		return errors.New("invalid client credentials")
 	}
 	return nil
@@ -138,10 +138,10 @@ func (s *cognitoStorage) AuthorizeClientIDSecret(_ context.Context, id, secret s
 
 func (s *cognitoStorage) GetKeyByIDAndClientID(_ context.Context, keyID, clientID string) (*jose.JSONWebKey, error) {
 	c, ok := s.client(clientID)
-	if !ok || c.key == nil || (keyID != "" && keyID != c.keyID) {
+	if !ok || c.Key == nil || (keyID != "" && keyID != c.KeyID) {
 		return nil, errors.New("key not found")
 	}
-	return &jose.JSONWebKey{KeyID: c.keyID, Use: "sig", Algorithm: "RS256", Key: c.key}, nil
+	return &jose.JSONWebKey{KeyID: c.KeyID, Use: "sig", Algorithm: "RS256", Key: c.Key}, nil
 }
 
 // SetUserinfoFromRequest shapes the ID token like Cognito's.
@@ -186,46 +186,54 @@ func (s *cognitoStorage) CreateAccessToken(ctx context.Context, req op.TokenRequ
 	return id, time.Now().Add(s.ttl()), err
 }
 
-// provider is a running OpenID provider.
-type provider struct {
+// Provider is a running OpenID provider.
+type Provider struct {
 	Issuer string
 	store  *cognitoStorage
+	srv    *http.Server
 }
 
-// startProvider serves the provider on a free loopback port.
-func startProvider(t *testing.T) *provider {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// AddClient registers a client.
+func (p *Provider) AddClient(c *Client) { p.store.addClient(c) }
+
+// SetAccessTokenTTL sets the lifetime of the access tokens issued from now.
+func (p *Provider) SetAccessTokenTTL(d time.Duration) { p.store.accessTTL.Store(int64(d)) }
+
+// CodeGrants and RefreshGrants count the token endpoint's grants.
+func (p *Provider) CodeGrants() int64    { return p.store.codes.Load() }
+func (p *Provider) RefreshGrants() int64 { return p.store.refreshes.Load() }
+
+// Close stops the provider.
+func (p *Provider) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return p.srv.Shutdown(ctx)
+}
+
+// Start serves a provider on addr (e.g. 127.0.0.1:0); its issuer is
+// http://<the address>.
+func Start(addr string) (*Provider, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	issuer := "http://" + ln.Addr().String()
 	us := users{"user-alice": {
-		ID: "user-alice", Username: testUser, Password: testPassword, FirstName: "Alice", LastName: "Liddell",
+		ID: "user-alice", Username: "alice", Password: Password, FirstName: "Alice", LastName: "Liddell",
 		Email: "alice@example.com", EmailVerified: true, PreferredLanguage: language.English,
 	}, "user-bob": {
-		ID: "user-bob", Username: "bob", Password: testPassword, FirstName: "Bob", LastName: "B",
+		ID: "user-bob", Username: "bob", Password: Password, FirstName: "Bob", LastName: "B",
 		Email: "bob@example.com", EmailVerified: true, PreferredLanguage: language.English,
 	}}
 	st := &cognitoStorage{
 		Storage: storage.NewStorageWithClients(us, map[string]*storage.Client{}),
 		users:   us,
-		groups:  map[string][]string{"user-alice": {testGroup, "readers"}, "user-bob": {"readers"}},
-		clients: map[string]*opClient{},
+		groups:  map[string][]string{"user-alice": {Group, "readers"}, "user-bob": {"readers"}},
+		clients: map[string]*Client{},
 	}
 	st.accessTTL.Store(int64(time.Hour))
 	router := exampleop.SetupServer(issuer, st, nil, false)
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return &provider{Issuer: issuer, store: st}
-}
-
-// hasGroup reports whether a comma-joined group header holds g.
-func hasGroup(header, g string) bool {
-	return slices.Contains(strings.Split(header, ","), g)
+	return &Provider{Issuer: issuer, store: st, srv: srv}, nil
 }
