@@ -30,15 +30,6 @@ func (a *agent) jar(host string) map[string]*http.Cookie {
 	return j
 }
 
-// cookies returns the names of the cookies held for host.
-func (a *agent) cookies(host string) []string {
-	var n []string
-	for k := range a.jar(host) {
-		n = append(n, k)
-	}
-	return n
-}
-
 // do sends one request (no redirect following), with the cookies of the
 // host, and stores the cookies it sets.
 func (a *agent) do(method, target string, body url.Values, hdr map[string]string) (*http.Response, string) {

@@ -59,17 +59,11 @@ func startCaddy(t *testing.T, caddyfile string) {
 // as JSON for fetch() and inside an HTML page for the browser.
 type echo struct {
 	URL string
-
-	mu   sync.Mutex
-	last http.Header
 }
 
 func startEcho(t *testing.T) *echo {
 	e := &echo{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.mu.Lock()
-		e.last = r.Header.Clone()
-		e.mu.Unlock()
 		names := make([]string, 0, len(r.Header))
 		for k := range r.Header {
 			names = append(names, k)
@@ -91,12 +85,6 @@ func startEcho(t *testing.T) *echo {
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL
 	return e
-}
-
-func (e *echo) lastHeaders() http.Header {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.last.Clone()
 }
 
 func htmlEscape(s string) string {

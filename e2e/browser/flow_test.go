@@ -97,7 +97,7 @@ func TestRequestKinds(t *testing.T) {
 	}
 	// A client cannot pose as an ALB.
 	a = newAgent(t)
-	_, body, _ = a.signIn(s.URL+"/", testUser)
+	a.signIn(s.URL+"/", testUser)
 	_, body = a.do("GET", s.URL+"/", nil, map[string]string{"Accept": "text/html", "X-Amzn-Oidc-Identity": "admin", "x_amzn_oidc_data": "forged"})
 	_, h := echoHeaders(t, body)
 	if h["X-Amzn-Oidc-Identity"] != "user-alice" || h["X-Amzn-Oidc-Data"] == "forged" || h["X_amzn_oidc_data"] != "" {
