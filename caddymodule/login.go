@@ -198,6 +198,10 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, repl *caddy
 	if sess != nil {
 		claims, aerr := h.authz.Authorize(r.Context(), g.engine.Token(sess))
 		if aerr == nil {
+			// The route's require expressions apply to sessions too.
+			aerr = h.checkPolicy(r, claims)
+		}
+		if aerr == nil {
 			if g.alb != nil {
 				h.setALBHeaders(r, sess, claims)
 			}
