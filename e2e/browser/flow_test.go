@@ -118,3 +118,14 @@ func TestForbiddenStaysForbidden(t *testing.T) {
 		t.Fatalf("%d sign-ins (a 403 must not send the browser round again)", got)
 	}
 }
+
+// TestSessionRequire: the route's require expressions apply to a session
+// as to a bearer token: 403, not a redirect.
+func TestSessionRequire(t *testing.T) {
+	s := startSite(t, siteOptions{route: "require `claims[\"cognito:username\"] == \"bob\"`"})
+	a := newAgent(t)
+	resp, body, at := a.signIn(s.URL+"/reports", testUser)
+	if resp.StatusCode != http.StatusForbidden || at != s.URL+"/reports" {
+		t.Fatalf("alice under require bob: %d at %s: %s", resp.StatusCode, at, body)
+	}
+}
