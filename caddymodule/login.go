@@ -193,7 +193,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, repl *caddy
 		g.m.refreshes.WithLabelValues("error").Inc()
 		h.logger.Info("login: session refresh failed; signing in again", zap.Error(lerr), zap.String("remote_ip", r.RemoteAddr))
 	case login.Invalid:
-		h.denyLog.Info("login: session cookie refused", zap.Error(lerr), zap.String("remote_ip", r.RemoteAddr))
+		h.logRefusal("login: session cookie refused", zap.Error(lerr), zap.String("remote_ip", r.RemoteAddr))
 	}
 	if sess != nil {
 		claims, aerr := h.authz.Authorize(r.Context(), g.engine.Token(sess))
@@ -216,7 +216,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, repl *caddy
 		// The session's token no longer verifies (expired, key retired):
 		// the session is over.
 		g.engine.Clear(w, r)
-		h.denyLog.Info("login: session token refused", zap.String("reason", e.Reason), zap.String("remote_ip", r.RemoteAddr))
+		h.logRefusal("login: session token refused", zap.String("reason", e.Reason), zap.String("remote_ip", r.RemoteAddr))
 	}
 	switch g.cfg.OnUnauthenticated {
 	case config.OnUnauthAllow:
@@ -259,7 +259,7 @@ func (h *Handler) loginCallback(w http.ResponseWriter, r *http.Request) error {
 		if ce.Status >= 500 {
 			h.logger.Error("login: sign-in failed", fields...)
 		} else {
-			h.denyLog.Info("login: sign-in refused", fields...)
+			h.logRefusal("login: sign-in refused", fields...)
 		}
 		return h.loginPage(w, ce.Status, ce.Message)
 	}
@@ -359,4 +359,13 @@ func registerOr[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error
 		return existing, nil
 	}
 	return c, nil
+}
+
+// logRefusal logs a refused session or sign-in within the process-wide
+// denial log budget: refusals can come in floods, as bearer denials can.
+func (h *Handler) logRefusal(msg string, fields ...zap.Field) {
+	if h.denyBudget != nil && !h.denyBudget.allow(time.Now()) {
+		return
+	}
+	h.logger.Info(msg, fields...)
 }
