@@ -63,6 +63,13 @@ func (h *Handler) forwardAuthAllow(w http.ResponseWriter, claims *authz.Claims) 
 // validateForwardAuth refuses options that cannot work in forward-auth
 // mode, instead of silently ignoring them.
 func (h *Handler) validateForwardAuth() error {
+	if h.ForwardAuth && h.Login != nil {
+		// The sign-in redirects, sets cookies and serves its callback:
+		// an auth service's answers are copied by the proxy only in part
+		// (nginx turns a 3xx into 500), so the two do not combine.
+		return &config.FieldError{Trust: -1, Field: "login", Index: -1,
+			Err: errors.New("login cannot be combined with forward_auth: put cognito_auth with login in front of the site instead")}
+	}
 	if h.ForwardAuth && h.StripAuthorization {
 		return &config.FieldError{Trust: -1, Field: "strip_authorization", Index: -1,
 			Err: errors.New("strip_authorization has no effect with forward_auth: the request is not passed on " +
