@@ -42,7 +42,7 @@ func eachCookie(lines []string, fn func(raw, name, value string, valid bool)) {
 			name, val, _ := strings.Cut(part, "=")
 			name = trimOWS(name)
 			val, ok := cookieValue(val)
-			fn(part, name, val, ok && withinLimit && isToken(name))
+			fn(part, name, val, ok && withinLimit && config.IsToken(name))
 		}
 	}
 }
@@ -134,21 +134,6 @@ func StripToken(r *http.Request, src config.TokenSource) {
 		r.URL.RawQuery = strings.Join(kept, "&")
 	}
 	r.Header.Del("Authorization")
-}
-
-// isToken reports whether s is an RFC 9110 token (what net/http requires
-// of a cookie name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // trimOWS trims what textproto.TrimString does: space, tab, CR and LF.

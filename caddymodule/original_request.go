@@ -14,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-cognito/caddy-cognito/config"
 )
 
 func init() {
@@ -199,19 +201,9 @@ func parseOriginalURI(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// validMethod reports whether m is an HTTP method token (RFC 9110 §9.1).
-func validMethod(m string) bool {
-	if m == "" || len(m) > 32 {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
+// validMethod reports whether m is an HTTP method token (RFC 9110 §9.1) of
+// a sane length.
+func validMethod(m string) bool { return len(m) <= 32 && config.IsToken(m) }
 
 // answerWriter records whether a handler wrote a response.
 type answerWriter struct {

@@ -254,7 +254,7 @@ func (a *Authorizer) Validate() error {
 	if ts := a.TokenSource; ts != nil {
 		switch ts.From {
 		case SourceHeader:
-			if !validHeaderName(ts.Name) {
+			if !IsToken(ts.Name) {
 				return fieldErr(-1, "token_source", -1, "token_source header %q: not a valid header name", ts.Name)
 			}
 		case SourceCookie, SourceQuery:
@@ -273,7 +273,7 @@ func (a *Authorizer) Validate() error {
 		if h.Claim == "" {
 			return fieldErr(-1, "headers", i, "header %q: claim name is required", h.Header)
 		}
-		if !validHeaderName(h.Header) {
+		if !IsToken(h.Header) {
 			return fieldErr(-1, "headers", i, "header %s %q: not a valid header name", h.Claim, h.Header)
 		}
 		n := NormalizeHeaderName(h.Header)
@@ -311,7 +311,11 @@ func NormalizeHeaderName(name string) string {
 
 var headerNameFolder = strings.NewReplacer("_", "-", ".", "-")
 
-func validHeaderName(s string) bool {
+// IsToken reports whether s is an RFC 9110 token (§5.6.2): what a header
+// name, a method and a cookie name must be. One definition, so the header
+// names we accept, the methods we take from a proxy and the cookie names we
+// extract and strip agree.
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}
