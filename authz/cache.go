@@ -169,7 +169,14 @@ func tokenKey(token string) [sha256.Size]byte {
 // verification needs is read off the running hash on the way to the key,
 // so a token is hashed once, not twice (a 16 KB forgery cost two 16 KB
 // hashes). On a hit this costs one extra finalization, ~0.2 µs.
+//
+// Tokens shorter than digestSnapshotMinBytes get only the key (inputLen
+// -1): for them a second hash on a miss is cheaper than the snapshot on
+// every hit.
 func tokenDigests(token string) (key, input [sha256.Size]byte, inputLen int) {
+	if len(token) < digestSnapshotMinBytes {
+		return sha256.Sum256(stringBytes(token)), input, -1
+	}
 	i := strings.LastIndexByte(token, '.')
 	if i < 0 {
 		return sha256.Sum256(stringBytes(token)), input, -1
@@ -181,6 +188,16 @@ func tokenDigests(token string) (key, input [sha256.Size]byte, inputLen int) {
 	h.Sum(key[:0])
 	return key, input, i
 }
+
+// digestSnapshotMinBytes is the token size from which the signing input's
+// digest is read off the cache key's hash. The snapshot costs every request
+// its extra finalization and the scan for the last '.', hits included (the
+// cached path went from 1.01 to 1.30 µs with 1 KB tokens, back to 1.04 µs
+// with this threshold, measured side by side); hashing the signing input again
+// costs only a miss, about 0.5 µs per KiB next to a ~25 µs RSA
+// verification. Cognito access tokens (~1 KB) stay under it; a 16 KB
+// forgery is hashed once.
+const digestSnapshotMinBytes = 4096
 
 func (c *Cache) shard(sum *[sha256.Size]byte) *cacheShard {
 	return &c.shards[sum[0]%cacheShards]

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,7 +224,13 @@ func TestInternerFullDoesNotSweepEachInsert(t *testing.T) {
 // input's.
 func TestTokenKey(t *testing.T) {
 	testKeys(t)
-	tok := keyA.Sign(t, jwttest.Token{Claims: accessClaims()})
+	small := keyA.Sign(t, jwttest.Token{Claims: accessClaims()})
+	if k, _, n := tokenDigests(small); n != -1 || k != sha256.Sum256([]byte(small)) {
+		t.Fatalf("a %d-byte token: input length %d, want only its key (-1)", len(small), n)
+	}
+	claims := accessClaims()
+	claims["pad"] = strings.Repeat("x", digestSnapshotMinBytes)
+	tok := keyA.Sign(t, jwttest.Token{Claims: claims})
 	key, input, n := tokenDigests(tok)
 	i := lastDot(tok)
 	if n != i || input != sha256.Sum256([]byte(tok[:i])) {
