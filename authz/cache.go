@@ -168,7 +168,7 @@ func tokenKey(token string) [sha256.Size]byte {
 // input's length (-1 if there is no '.'): the digest an RS256/PS256
 // verification needs is read off the running hash on the way to the key,
 // so a token is hashed once, not twice (a 16 KB forgery cost two 16 KB
-// hashes). On a hit this costs one extra finalization, ~0.2 µs.
+// hashes).
 //
 // Tokens shorter than digestSnapshotMinBytes get only the key (inputLen
 // -1): for them a second hash on a miss is cheaper than the snapshot on
