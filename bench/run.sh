@@ -11,7 +11,7 @@
 #     fresh Caddy, so none is in the cache; more than a 10 s run sends, so
 #     none comes round again either)
 # H = (REF_HEADERS=1) plain reverse_proxy behind request_header setting the
-#     six X-Cognito-* headers cognito_auth forwards: what forwarding those
+#     seven X-Cognito-* headers cognito_auth forwards: what forwarding those
 #     headers costs Caddy without any authorization
 #
 # It builds our Caddy and the helper (bench/benchenv: JWKS server, tiny
@@ -133,7 +133,8 @@ write_config() {
 	request_header X-Cognito-Client-Id $CLIENT
 	request_header X-Cognito-Token-Use access
 	request_header X-Cognito-Scope \"order/get.order order/post.order\"
-	request_header X-Cognito-Groups ops,users,billing" ;;
+	request_header X-Cognito-Groups ops,users,billing
+	request_header X-Cognito-Issuer $ISSUER" ;;
 	esac
 	cat >"$WORK/$1-$2.caddyfile" <<EOF
 {
@@ -371,7 +372,7 @@ END {
 	printf "\n%-36s %10s %9s %12s %7s\n", "config (median of " rounds " rounds)", "req/s", "p99 ms", "CPU µs/req", "CPU %"
 	nc = split(labels, cs, " ")
 	for (k = 1; k <= nc; k++) hasc[cs[k]] = 1
-	names["A"] = "A plain reverse_proxy"; names["H"] = "H plain + six X-Cognito headers"
+	names["A"] = "A plain reverse_proxy"; names["H"] = "H plain + seven X-Cognito headers"
 	names["B"] = "B cognito_auth, tokens reused"; names["C"] = "C cognito_auth, every token new"
 	for (k = 1; k <= nc; k++) {
 		c = cs[k]
